@@ -1,0 +1,152 @@
+"""The resolved, frozen description of one trial, and its stable id.
+
+Everything downstream of the registry (runner, scheduler, store, report) receives a TrialSpec
+and never re-reads YAML. The trial_id is a hash of the canonical JSON of every field that can
+change a result, so the same cell always gets the same id and any change gives a new one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# Bump when the meaning of a field changes, so old ids are not reused for new semantics.
+SPEC_VERSION = 1
+
+
+def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise ValueError(f"{name}: got {value!r}; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters (LLM-Adapters finetune.py names and defaults)."""
+
+    epochs: float = 3
+    batch_size: int = 128  # global batch; gradient accumulation = batch_size // micro_batch_size
+    micro_batch_size: int = 4
+    learning_rate: float = 3e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    cutoff_len: int = 256
+    train_on_inputs: bool = True
+    group_by_length: bool = True  # peft-bench default; the reference used False
+    val_set_size: int = 0
+    max_train_examples: int | None = None  # cap (rehearsal); None = all
+    max_steps: int | None = None  # stop after this many optimizer steps; None = epochs decide
+    seed: int = 42
+
+    def __post_init__(self):
+        _check(self.epochs > 0, "train.epochs", self.epochs, "a number > 0")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
+        _check(isinstance(self.micro_batch_size, int) and 1 <= self.micro_batch_size <= self.batch_size,
+               "train.micro_batch_size", self.micro_batch_size, f"an integer in 1..batch_size ({self.batch_size})")
+        _check(self.batch_size % self.micro_batch_size == 0, "train.batch_size", self.batch_size,
+               f"a multiple of micro_batch_size ({self.micro_batch_size})")
+        _check(0 < self.learning_rate < 10, "train.learning_rate", self.learning_rate, "a number in (0, 10)")
+        _check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "train.warmup_steps", self.warmup_steps, "an integer >= 0")
+        _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number >= 0")
+        _check(isinstance(self.cutoff_len, int) and self.cutoff_len >= 8, "train.cutoff_len", self.cutoff_len, "an integer >= 8")
+        _check(isinstance(self.train_on_inputs, bool), "train.train_on_inputs", self.train_on_inputs, "true or false")
+        _check(isinstance(self.group_by_length, bool), "train.group_by_length", self.group_by_length, "true or false")
+        _check(isinstance(self.val_set_size, int) and self.val_set_size >= 0, "train.val_set_size", self.val_set_size, "an integer >= 0")
+        _check(self.max_train_examples is None or (isinstance(self.max_train_examples, int) and self.max_train_examples >= 1),
+               "train.max_train_examples", self.max_train_examples, "null or an integer >= 1")
+        _check(self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1),
+               "train.max_steps", self.max_steps, "null or an integer >= 1")
+        _check(isinstance(self.seed, int), "train.seed", self.seed, "an integer")
+
+    @property
+    def grad_accum_steps(self) -> int:
+        return self.batch_size // self.micro_batch_size
+
+
+PROTOCOLS = ("llm-adapters", "strict")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation settings. max_new_tokens None = the dataset's protocol default (256 math, 32 commonsense)."""
+
+    protocol: str = "llm-adapters"
+    num_beams: int = 4
+    max_new_tokens: int | None = None
+    batch_size: int = 16
+    max_eval_examples: int | None = None  # cap (rehearsal); None = the whole test set
+
+    def __post_init__(self):
+        _check(self.protocol in PROTOCOLS, "eval.protocol", self.protocol, ", ".join(PROTOCOLS))
+        _check(isinstance(self.num_beams, int) and self.num_beams >= 1, "eval.num_beams", self.num_beams, "an integer >= 1")
+        _check(self.max_new_tokens is None or (isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1),
+               "eval.max_new_tokens", self.max_new_tokens, "null or an integer >= 1")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "eval.batch_size", self.batch_size, "an integer >= 1")
+        _check(self.max_eval_examples is None or (isinstance(self.max_eval_examples, int) and self.max_eval_examples >= 1),
+               "eval.max_eval_examples", self.max_eval_examples, "null or an integer >= 1")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial asks the scheduler for (scheduling only; Ray does not enforce GPU memory)."""
+
+    cpus: float = 1
+    gpus: float = 0
+    memory_gb: float | None = None
+
+    def __post_init__(self):
+        _check(self.cpus > 0, "resources.cpus", self.cpus, "a number > 0")
+        _check(self.gpus >= 0, "resources.gpus", self.gpus, "a number >= 0")
+        _check(self.memory_gb is None or self.memory_gb > 0, "resources.memory_gb", self.memory_gb, "null or a number > 0")
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One cell of a grid, fully resolved. Frozen: build a new one instead of mutating."""
+
+    suite: str
+    suite_version: str
+    model: str  # catalogue alias, e.g. "tiny-llama", "llama-7b"
+    model_source: str  # resolved: "embedded:tiny-llama", an HF id or a local path
+    family: str  # llama | bloom | gptj | bert | roberta
+    method: str  # registered method name, e.g. "lora"
+    method_args: dict = field(default_factory=dict)  # validated by the method's Config
+    train_data: str = ""  # dataset name from the catalogue
+    eval_data: tuple[str, ...] = ()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    resources: Resources = Resources()
+    dtype: str = "float32"  # float32 | bfloat16 | float16
+    trust_remote_code: bool = False
+    cell: dict = field(default_factory=dict)  # the grid coordinates that produced this trial (for display)
+
+    def identity(self) -> dict:
+        """Everything that can change the result; resources and display-only fields excluded."""
+        data = dataclasses.asdict(self)
+        for display_only in ("resources", "cell", "suite_version"):
+            data.pop(display_only)
+        data["spec_version"] = SPEC_VERSION
+        return data
+
+    @property
+    def trial_id(self) -> str:
+        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["eval_data"] = list(self.eval_data)
+        data["trial_id"] = self.trial_id
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrialSpec:
+        data = dict(data)
+        data.pop("trial_id", None)
+        data["train"] = TrainConfig(**data.get("train", {}))
+        data["eval"] = EvalConfig(**data.get("eval", {}))
+        data["resources"] = Resources(**data.get("resources", {}))
+        data["eval_data"] = tuple(data.get("eval_data", ()))
+        return cls(**data)

@@ -1,0 +1,51 @@
+"""What a trial produces. A leaf module: the runner fills it, the store writes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from benchmark.registry.spec import TrialSpec
+
+
+@dataclass
+class Metric:
+    eval_data: str  # dataset name
+    family: str  # math | commonsense | classification | qa (the report groups tables by it)
+    metric: str  # accuracy, f1, em, mcc, spearman ...
+    value: float  # in percent for accuracy-like metrics, as papers print them
+    n_examples: int
+
+
+@dataclass
+class Prediction:
+    id: str
+    prompt: str
+    output: str  # the decoded text after "### Response:"
+    extracted: str  # the answer the protocol extracted ("" or "inf" when none)
+    gold: str
+    correct: bool
+
+
+@dataclass
+class TrialResult:
+    spec: TrialSpec
+    status: str = "ok"  # ok | failed
+    error: str | None = None  # message and traceback for failed trials
+    metrics: list[Metric] = field(default_factory=list)
+    predictions: dict[str, list[Prediction]] = field(default_factory=dict)  # eval_data -> rows
+    trainable_params: int | None = None
+    total_params: int | None = None
+    train_seconds: float | None = None
+    eval_seconds: float | None = None
+    train_tokens_per_s: float | None = None
+    eval_examples_per_s: float | None = None
+    train_loss: float | None = None  # mean loss over the last logging window
+    peak_memory_bytes: int | None = None
+    device: str | None = None
+    decoding: dict = field(default_factory=dict)  # what evaluation actually used (beams, max_new_tokens ...)
+    started_at: str | None = None  # ISO 8601, UTC
+    finished_at: str | None = None
+
+    @property
+    def trial_id(self) -> str:
+        return self.spec.trial_id
