@@ -42,7 +42,7 @@ class TrialResult:
     train_loss: float | None = None  # mean loss over the last logging window
     peak_memory_bytes: int | None = None
     device: str | None = None
-    decoding: dict = field(default_factory=dict)  # what evaluation actually used (beams, max_new_tokens ...)
+    decoding: dict[str, dict] = field(default_factory=dict)  # eval_data -> what decoding actually used
     started_at: str | None = None  # ISO 8601, UTC
     finished_at: str | None = None
 

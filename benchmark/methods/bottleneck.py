@@ -1,0 +1,142 @@
+"""LLM-Adapters' bottleneck adapters, in-house: series (AdapterH, AdapterP) and parallel.
+
+Each targeted nn.Linear is replaced by a BottleneckLinear that shares its weight and bias (so
+the base parameter names do not change) and adds adapter_down / adapter_up (both N(0, 0.02),
+no bias; up is not zero, as in the reference). The adapter computes in the dtype of its own
+weights (fp32) and is cast back to the input dtype. Placements, as in the reference:
+  input  ("mh_adapter"):     W (x + s * up(act(down(drop(x))))) + b
+  output ("output_adapter"): y = W x + b;  y + s * up(act(down(drop(y))))
+  parallel:                  W x + b + s * up(act(down(drop(x))))     (in_features -> out_features)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from benchmark.errors import UserError
+from benchmark.methods import Method, check, register
+from benchmark.methods.family import family_of, normalize_targets, resolve_targets
+
+# Which side a series adapter takes, by module name (reference: per family; attention has none).
+SERIES_SIDE = {
+    "llama": {"gate_proj": "input", "up_proj": "input", "down_proj": "output"},
+    "bloom": {"dense_h_to_4h": "input", "dense_4h_to_h": "output"},
+    "gptj": {"fc_in": "input", "fc_out": "output"},
+}
+# Default targets per registered method and family (reference/llm-adapters.md).
+DEFAULT_TARGETS = {
+    "series": {"llama": ("gate_proj", "up_proj", "down_proj"), "bloom": ("dense_h_to_4h", "dense_4h_to_h"),
+               "gptj": ("fc_in", "fc_out")},
+    "adapterp": {"llama": ("down_proj",), "bloom": ("dense_4h_to_h",), "gptj": ("fc_out",)},
+    "parallel": {"llama": ("q_proj", "v_proj", "k_proj"), "bloom": ("query_key_value",),
+                 "gptj": ("q_proj", "v_proj", "k_proj")},
+}
+ACTIVATIONS = {
+    "tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "silu": nn.SiLU, "swish": nn.SiLU,
+    "gelu_new": lambda: nn.GELU(approximate="tanh"), "leakyrelu": nn.LeakyReLU,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    bottleneck_size: int = 256
+    non_linearity: str = "tanh"
+    adapter_dropout: float = 0.0
+    scaling: float | str = 1.0  # a number, or "learned": a trainable scalar initialised to 1
+    target_modules: tuple[str, ...] | None = None  # None = the family's default for the method
+
+    def __post_init__(self):
+        size = self.bottleneck_size
+        check(isinstance(size, int) and not isinstance(size, bool) and size >= 1, "bottleneck_size", size, "an integer >= 1")
+        check(self.non_linearity in ACTIVATIONS, "non_linearity", self.non_linearity, ", ".join(ACTIVATIONS))
+        drop = self.adapter_dropout
+        check(isinstance(drop, (int, float)) and not isinstance(drop, bool) and 0 <= drop < 1, "adapter_dropout", drop,
+              "a number in [0, 1)")
+        check(self.scaling == "learned" or (isinstance(self.scaling, (int, float)) and not isinstance(self.scaling, bool)),
+              "scaling", self.scaling, 'a number or "learned"')
+        object.__setattr__(self, "target_modules", normalize_targets(self.target_modules))
+
+
+class BottleneckLinear(nn.Linear):
+    """nn.Linear with a bottleneck adapter at `placement` (input | output | parallel); shares the wrapped weights."""
+
+    def __init__(self, linear: nn.Linear, placement: str, cfg: Config):
+        nn.Module.__init__(self)  # not nn.Linear.__init__: the weights are the wrapped layer's, not new ones
+        self.in_features, self.out_features, self.placement = linear.in_features, linear.out_features, placement
+        self.register_parameter("weight", linear.weight)
+        self.register_parameter("bias", linear.bias)
+        down_in = linear.out_features if placement == "output" else linear.in_features
+        up_out = linear.in_features if placement == "input" else linear.out_features
+        # Same device as the wrapped layer (meta included: init is then a no-op); fp32 like the reference.
+        factory = {"device": linear.weight.device, "dtype": torch.float32}
+        self.adapter_down = nn.Linear(down_in, cfg.bottleneck_size, bias=False, **factory)
+        self.adapter_up = nn.Linear(cfg.bottleneck_size, up_out, bias=False, **factory)
+        nn.init.normal_(self.adapter_down.weight, std=0.02)
+        nn.init.normal_(self.adapter_up.weight, std=0.02)
+        self.adapter_act = ACTIVATIONS[cfg.non_linearity]()
+        self.adapter_drop = nn.Dropout(cfg.adapter_dropout) if cfg.adapter_dropout > 0 else nn.Identity()
+        if cfg.scaling == "learned":
+            self.adapter_scale = nn.Parameter(torch.ones(1, **factory))
+        else:
+            self.adapter_scale = float(cfg.scaling)
+
+    def adapter(self, h: torch.Tensor) -> torch.Tensor:
+        # Scale inside the adapter's dtype, then cast back, so a learned fp32 scale never upcasts the residual stream.
+        z = self.adapter_up(self.adapter_act(self.adapter_down(self.adapter_drop(h.to(self.adapter_down.weight.dtype)))))
+        return (z * self.adapter_scale).to(h.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.placement == "input":
+            return F.linear(x + self.adapter(x), self.weight, self.bias)
+        y = F.linear(x, self.weight, self.bias)
+        return y + self.adapter(y if self.placement == "output" else x)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, placement={self.placement}, bottleneck={self.adapter_down.out_features}"
+
+
+def _placement(kind: str, family: str, module: str) -> str:
+    if kind == "parallel":
+        return "parallel"
+    sides = SERIES_SIDE.get(family, {})
+    if module not in sides:
+        allowed = ", ".join(sides) or "none"
+        raise UserError(f"method {kind}: method_args.target_modules: a series adapter has no defined side for "
+                        f"{module!r} in a {family} model; allowed: {allowed}")
+    return sides[module]
+
+
+def inject_bottleneck(model, cfg: Config, kind: str):
+    """Freeze the model, wrap every targeted Linear; only adapter_* parameters train."""
+    family = family_of(model)
+    targets = resolve_targets(model, cfg.target_modules, DEFAULT_TARGETS[kind], kind)
+    placements = {name: _placement(kind, family, name) for name in targets}  # fail before changing the model
+    for param in model.parameters():
+        param.requires_grad_(False)
+    for name, module in list(model.named_modules()):
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in placements and isinstance(module, nn.Linear) and not isinstance(module, BottleneckLinear):
+            parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+            setattr(parent, leaf, BottleneckLinear(module, placements[leaf], cfg))
+    return model
+
+
+def _inject_series(model, cfg):
+    return inject_bottleneck(model, cfg, "series")
+
+
+def _inject_adapterp(model, cfg):
+    return inject_bottleneck(model, cfg, "adapterp")
+
+
+def _inject_parallel(model, cfg):
+    return inject_bottleneck(model, cfg, "parallel")
+
+
+register(Method("series", Config, _inject_series, library="in-house", description="AdapterH: series bottleneck adapters on the MLP linears"))
+register(Method("adapterp", Config, _inject_adapterp, library="in-house", description="AdapterP: a series adapter after the MLP output"))
+register(Method("parallel", Config, _inject_parallel, library="in-house", description="parallel bottleneck adapters (attention q, k, v)"))

@@ -1,0 +1,54 @@
+"""Model families and target-module resolution shared by the methods.
+
+Default target modules are data kept in each method module (a family -> names dict); this
+module only finds the family of a loaded model and checks that the named modules exist.
+"""
+
+from __future__ import annotations
+
+from benchmark.errors import UserError
+
+FAMILIES = ("llama", "bloom", "gptj", "bert", "roberta")
+CAUSAL_FAMILIES = ("llama", "bloom", "gptj")
+
+
+def family_of(model) -> str:
+    """llama | bloom | gptj | bert | roberta, from model.config.model_type (peft wrappers included)."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type not in FAMILIES:
+        raise UserError(f"model type {model_type!r} is not supported; allowed: {', '.join(FAMILIES)}")
+    return model_type
+
+
+def normalize_targets(value) -> tuple[str, ...] | None:
+    """Config helper: None, a list/tuple of names, or "a,b" -> a tuple of names (ValueError naming the field)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",")]
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"target_modules: got {value!r}; allowed: null (the family default) or a non-empty list of module names")
+    return tuple(value)
+
+
+def linear_suffixes(model) -> list[str]:
+    """The last name component of every nn.Linear in the model, sorted and deduplicated."""
+    import torch.nn as nn
+
+    return sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, nn.Linear) and name})
+
+
+def resolve_targets(model, targets: tuple[str, ...] | None, defaults: dict[str, tuple[str, ...]], method: str) -> tuple[str, ...]:
+    """The configured targets, or the family's defaults; every name must match a Linear of the model."""
+    family = family_of(model)
+    if targets is None:
+        if family not in defaults:
+            raise UserError(f"method {method}: no default target_modules for family {family!r} "
+                            f"(defined for {', '.join(defaults)}); set method_args.target_modules")
+        targets = defaults[family]
+    present = linear_suffixes(model)
+    for name in targets:
+        if name not in present:
+            raise UserError(f"method {method}: method_args.target_modules: module {name!r} not found in this "
+                            f"{family} model; its Linear modules are: {', '.join(present)}")
+    return tuple(targets)

@@ -1,0 +1,183 @@
+"""A lean PyTorch training loop with the LLM-Adapters finetune.py semantics.
+
+AdamW over trainable parameters, linear warmup then linear decay to 0 (transformers'
+get_linear_schedule_with_warmup), gradient accumulation of batch_size // micro_batch_size
+micro-batches per optimizer step, causal-LM loss computed by the model from `labels` (so peft's
+prompt-learning wrappers can prepend their -100s), padding to a multiple of 8, left padding.
+
+One deliberate difference from the 2023 HF Trainer: the accumulated loss is the mean over every
+label token of the optimizer step (each micro-batch mean is weighted by its token count), not
+the mean of the micro-batch means. This is what transformers does since 4.46, and it makes
+micro_batch_size a pure memory knob: the update does not depend on how the batch is split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from benchmark.registry.spec import TrainConfig
+from benchmark.train.batching import epoch_batches
+from benchmark.train.collate import collate, count_loss_tokens
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainStats:
+    steps: int  # optimizer steps taken
+    loss_history: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss since last log)
+    final_loss: float | None = None  # mean step loss over the last logging window
+    seconds: float = 0.0
+    tokens: int = 0  # non-pad tokens fed to the model
+    tokens_per_s: float = 0.0
+    val_loss: float | None = None  # token-mean loss on the held-out split (val_set_size > 0)
+    train_examples: int = 0
+    val_examples: int = 0
+
+
+def linear_schedule(warmup_steps: int, total_steps: int):
+    """lr multiplier per step: 0 -> 1 over warmup, then 1 -> 0 at total_steps (as transformers)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
+
+
+def total_optimizer_steps(n_train: int, cfg: TrainConfig) -> int:
+    """max_steps when given (it overrides epochs, as in transformers), else ceil(epochs * steps/epoch)."""
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    micro_batches = math.ceil(n_train / cfg.micro_batch_size)
+    steps_per_epoch = math.ceil(micro_batches / cfg.grad_accum_steps)
+    return max(1, math.ceil(cfg.epochs * steps_per_epoch))
+
+
+def split_validation(features: list[dict], val_set_size: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """A seeded held-out split (finetune.py: train_test_split(test_size=val_set_size, seed=42))."""
+    if val_set_size == 0:
+        return list(features), []
+    if val_set_size >= len(features):
+        raise ValueError(f"train.val_set_size: got {val_set_size}; allowed: fewer than the {len(features)} training examples")
+    order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed)).tolist()
+    held_out = set(order[:val_set_size])
+    train = [f for i, f in enumerate(features) if i not in held_out]
+    val = [features[i] for i in sorted(held_out)]
+    return train, val
+
+
+def _autocast(model, device: str):
+    # bf16 weights on CUDA: run matmuls in bf16 and keep the fp32 adapter parameters working.
+    if device.startswith("cuda") and any(p.dtype == torch.bfloat16 for p in model.parameters()):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _pad_settings(tokenizer) -> tuple[int, str]:
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return pad_id, getattr(tokenizer, "padding_side", None) or "left"
+
+
+@torch.no_grad()
+def evaluation_loss(model, tokenizer, features: list[dict], micro_batch_size: int, device: str = "cpu") -> float:
+    """Token-weighted mean loss over `features`, in eval mode."""
+    pad_id, side = _pad_settings(tokenizer)
+    was_training = model.training
+    model.eval()
+    total, n_tokens = 0.0, 0
+    try:
+        for start in range(0, len(features), micro_batch_size):
+            batch = collate(features[start:start + micro_batch_size], pad_id, side)
+            n = count_loss_tokens(batch["labels"])
+            if n == 0:
+                continue
+            with _autocast(model, device):
+                loss = model(**_to(batch, device)).loss
+            total += float(loss) * n
+            n_tokens += n
+    finally:
+        model.train(was_training)
+    return total / n_tokens if n_tokens else float("nan")
+
+
+def _micro_batch_stream(lengths: list[int], cfg: TrainConfig, generator: torch.Generator):
+    """Micro-batches of index lists, epoch after epoch (epochs reshuffle with the same generator)."""
+    while True:
+        yield from epoch_batches(lengths, cfg.micro_batch_size, cfg.group_by_length, generator)
+
+
+def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str = "cpu", log_every: int = 10) -> TrainStats:
+    """Fine-tune the trainable parameters of `model` (already on `device`) on tokenised features."""
+    if log_every < 1:
+        raise ValueError(f"log_every: got {log_every}; allowed: an integer >= 1")
+    train_set, val_set = split_validation(features, cfg.val_set_size, cfg.seed)
+    if not train_set:
+        raise ValueError("train: no training examples")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("train: the model has no trainable parameters")
+
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    total_steps = total_optimizer_steps(len(train_set), cfg)
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(cfg.warmup_steps, total_steps))
+    pad_id, side = _pad_settings(tokenizer)
+    lengths = [len(f["input_ids"]) for f in train_set]
+    stream = _micro_batch_stream(lengths, cfg, generator)
+
+    stats = TrainStats(steps=0, train_examples=len(train_set), val_examples=len(val_set))
+    step_losses: list[float] = []
+    window_start = 0
+    model.train()
+    started = time.perf_counter()
+    try:
+        for step in range(1, total_steps + 1):
+            micro = [collate([train_set[i] for i in next(stream)], pad_id, side) for _ in range(cfg.grad_accum_steps)]
+            counts = [count_loss_tokens(b["labels"]) for b in micro]
+            step_tokens = sum(counts)
+            step_loss = 0.0
+            for batch, n in zip(micro, counts):
+                stats.tokens += int(batch["attention_mask"].sum())
+                if n == 0:  # every label masked (e.g. truncated prompt with train_on_inputs False)
+                    continue
+                with _autocast(model, device):
+                    loss = model(**_to(batch, device)).loss
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"non-finite loss at step {step}: {float(loss)}")
+                # Weight each micro-batch mean by its share of the step's label tokens.
+                (loss * (n / step_tokens)).backward()
+                step_loss += float(loss) * n / step_tokens
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            stats.steps = step
+            step_losses.append(step_loss)
+            if step % log_every == 0 or step == total_steps:
+                window = step_losses[window_start:]
+                if window:
+                    stats.loss_history.append((step, sum(window) / len(window)))
+                    log.info("step %d/%d loss %.4f lr %.3g", step, total_steps, stats.loss_history[-1][1],
+                             scheduler.get_last_lr()[0])
+                window_start = len(step_losses)
+    finally:
+        stats.seconds = time.perf_counter() - started
+        model.eval()
+    last = step_losses[-min(log_every, len(step_losses)):]
+    stats.final_loss = sum(last) / len(last) if last else None
+    stats.tokens_per_s = stats.tokens / stats.seconds if stats.seconds > 0 else 0.0
+    if val_set:
+        stats.val_loss = evaluation_loss(model, tokenizer, val_set, cfg.micro_batch_size, device)
+    return stats

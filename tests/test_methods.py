@@ -1,0 +1,274 @@
+"""Methods: registry, injection on tiny LLaMA/BLOOM/GPT-J, bottleneck numerics, validation, published counts."""
+
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import torch
+import torch.nn as nn
+
+from benchmark import methods
+from benchmark.errors import UserError
+from benchmark.methods.bottleneck import BottleneckLinear
+from benchmark.methods.bottleneck import Config as BottleneckConfig
+from benchmark.methods.family import family_of
+
+FAMILIES = ("llama", "bloom", "gptj")
+METHODS = ("full", "lora", "prefix", "series", "adapterp", "parallel")
+# What a trainable parameter's name must contain, per method.
+TRAINABLE_MARK = {"lora": "lora_", "prefix": "prompt_encoder", "series": "adapter_", "adapterp": "adapter_",
+                  "parallel": "adapter_"}
+
+
+def tiny_config(family: str):
+    from transformers import BertConfig, BloomConfig, GPTJConfig, LlamaConfig
+
+    ids = {"vocab_size": 100, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+    if family == "llama":
+        return LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=4, **ids)
+    if family == "bloom":
+        return BloomConfig(hidden_size=64, n_layer=2, n_head=4, **ids)
+    if family == "gptj":
+        return GPTJConfig(n_embd=64, n_layer=2, n_head=4, rotary_dim=8, n_positions=128, **ids)
+    if family == "bert":
+        return BertConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, **ids)
+    raise ValueError(family)
+
+
+def tiny_model(family: str):
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    if family == "bert":
+        return AutoModelForSequenceClassification.from_config(tiny_config(family))
+    return AutoModelForCausalLM.from_config(tiny_config(family))
+
+
+def injected(family: str, method: str, args: dict | None = None):
+    model = methods.apply(tiny_model(family), method, args or {})
+    if method == "prefix":  # a zero-ish random prefix barely moves the logits; make its effect visible
+        with torch.no_grad():
+            for p in model.prompt_encoder.parameters():
+                p.normal_(0, 1.0)
+    return model
+
+
+# ---- the shared matrix: method x family ----
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", METHODS)
+def test_only_the_methods_parameters_train(method, family):
+    model = injected(family, method)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable
+    if method == "full":
+        assert len(trainable) == len(list(model.parameters()))
+    else:
+        assert all(TRAINABLE_MARK[method] in n for n in trainable), trainable
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", METHODS)
+def test_a_training_step_changes_only_trainable_parameters(method, family):
+    model = injected(family, method)
+    model.train()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ids = torch.randint(3, 100, (2, 7))
+    loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss
+    loss.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p -= 0.1 * p.grad
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert changed and changed <= trainable
+    assert all(p.grad is None for p in model.parameters() if not p.requires_grad)
+
+
+def _left_pad(rows):
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[0] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    return ids, mask
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", METHODS)
+def test_batched_left_padded_beam_generation_matches_one_at_a_time(method, family):
+    model = injected(family, method).eval()
+    rows = [[5, 6, 7], [8, 9, 10, 11, 12], [13, 14, 15, 16]]
+    ids, mask = _left_pad(rows)
+    gen = {"num_beams": 4, "max_new_tokens": 5, "do_sample": False, "pad_token_id": 0, "eos_token_id": 2}
+    with torch.no_grad():
+        # The method must honour the mask: the padded row's next-token logits equal the unpadded ones.
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        batched_logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits[:, -1]
+        batched = model.generate(input_ids=ids, attention_mask=mask, **gen)
+        for i, row in enumerate(rows):
+            one = torch.tensor([row])
+            single_logits = model(input_ids=one, attention_mask=torch.ones_like(one)).logits[0, -1]
+            torch.testing.assert_close(batched_logits[i], single_logits, atol=1e-4, rtol=1e-4)
+            single = model.generate(input_ids=one, attention_mask=torch.ones_like(one), **gen)
+            assert batched[i, ids.shape[1]:].tolist()[: single.shape[1] - len(row)] == single[0, len(row):].tolist()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", METHODS)
+def test_parameter_counts_are_consistent(method, family):
+    _, base_total = methods.count_parameters(tiny_model(family))
+    model = injected(family, method)
+    trainable, total = methods.count_parameters(model)
+    assert trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if method == "full":
+        assert trainable == total == base_total
+    else:
+        assert total == base_total + trainable  # the base is frozen; the adapter adds exactly what trains
+
+
+def test_prefix_changes_the_output():
+    for family in FAMILIES:
+        base = tiny_model(family).eval()
+        ids = torch.tensor([[5, 6, 7]])
+        with torch.no_grad():
+            plain = base(input_ids=ids).logits
+            model = injected(family, "prefix").eval()
+            assert not torch.allclose(model(input_ids=ids).logits, plain, atol=1e-3), family
+
+
+# ---- bottleneck numerics on a single Linear ----
+
+@pytest.mark.parametrize("placement", ["input", "output", "parallel"])
+@pytest.mark.parametrize("scaling", [1.0, 2.5, "learned"])
+def test_bottleneck_matches_the_reference_formula(placement, scaling):
+    torch.manual_seed(1)
+    linear = nn.Linear(6, 10)
+    cfg = BottleneckConfig(bottleneck_size=4, scaling=scaling)
+    layer = BottleneckLinear(linear, placement, cfg)
+    assert layer.weight is linear.weight and layer.bias is linear.bias
+    x = torch.randn(3, 6)
+    down, up = layer.adapter_down.weight, layer.adapter_up.weight
+    s = 1.0 if scaling == "learned" else scaling
+
+    def adapter(h):
+        return torch.tanh(h @ down.T) @ up.T * s
+
+    W, b = linear.weight, linear.bias
+    if placement == "input":
+        expected = (x + adapter(x)) @ W.T + b
+    elif placement == "output":
+        y = x @ W.T + b
+        expected = y + adapter(y)
+    else:
+        expected = x @ W.T + b + adapter(x)
+    torch.testing.assert_close(layer(x), expected)
+    assert down.shape == (4, 10 if placement == "output" else 6)
+    assert up.shape == (6 if placement == "input" else 10, 4)
+    if scaling == "learned":
+        assert isinstance(layer.adapter_scale, nn.Parameter) and layer.adapter_scale.item() == 1.0
+        layer(x).sum().backward()
+        assert layer.adapter_scale.grad is not None and layer.adapter_scale.grad.abs().item() > 0
+
+
+def test_bottleneck_keeps_the_input_dtype_and_computes_in_fp32():
+    linear = nn.Linear(8, 8).to(torch.bfloat16)
+    layer = BottleneckLinear(linear, "output", BottleneckConfig(bottleneck_size=4))
+    assert layer.adapter_down.weight.dtype == torch.float32
+    assert layer(torch.randn(2, 8, dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
+def test_series_placement_follows_the_module_name():
+    model = methods.apply(tiny_model("llama"), "series", {"bottleneck_size": 4})
+    mlp = model.model.layers[0].mlp
+    assert (mlp.gate_proj.placement, mlp.up_proj.placement, mlp.down_proj.placement) == ("input", "input", "output")
+    # base parameter names are unchanged, so checkpoints of the base model still load
+    assert "model.layers.0.mlp.down_proj.weight" in dict(model.named_parameters())
+
+
+# ---- validation and errors ----
+
+@pytest.mark.parametrize("method,args,field", [
+    ("lora", {"r": 0}, "method_args.r"),
+    ("lora", {"alpha": -1}, "method_args.alpha"),
+    ("lora", {"dropout": 1.0}, "method_args.dropout"),
+    ("lora", {"bias": "some"}, "method_args.bias"),
+    ("lora", {"target_modules": []}, "method_args.target_modules"),
+    ("prefix", {"num_virtual_tokens": 0}, "method_args.num_virtual_tokens"),
+    ("series", {"bottleneck_size": 0}, "method_args.bottleneck_size"),
+    ("series", {"non_linearity": "tanhh"}, "method_args.non_linearity"),
+    ("parallel", {"scaling": "learnt"}, "method_args.scaling"),
+    ("adapterp", {"adapter_dropout": -0.1}, "method_args.adapter_dropout"),
+    ("full", {"train_embeddings": "yes"}, "method_args.train_embeddings"),
+])
+def test_bad_values_name_the_field(method, args, field):
+    with pytest.raises(UserError, match=rf"^method {method}: {field}: got"):
+        methods.build_config(method, args)
+
+
+def test_unknown_argument_and_method_suggest_a_fix():
+    with pytest.raises(UserError, match=r"unknown argument 'alpah' \(did you mean 'alpha'\?\); allowed: r, alpha"):
+        methods.build_config("lora", {"alpah": 32})
+    with pytest.raises(UserError, match=r"did you mean 'lora'\?.*allowed: adapterp, full, lora"):
+        methods.get("lroa")
+
+
+def test_target_modules_are_checked_against_the_model():
+    assert methods.build_config("lora", {"target_modules": "q_proj, k_proj"}).target_modules == ("q_proj", "k_proj")
+    with pytest.raises(UserError, match=r"module 'q_projj' not found.*q_proj"):
+        methods.apply(tiny_model("llama"), "lora", {"target_modules": ["q_projj"]})
+    with pytest.raises(UserError, match=r"no defined side for 'q_proj'.*allowed: gate_proj, up_proj, down_proj"):
+        methods.apply(tiny_model("llama"), "series", {"target_modules": ["q_proj"]})
+
+
+def test_encoder_families():
+    model = tiny_model("bert")
+    assert family_of(model) == "bert"
+    with pytest.raises(UserError, match="method prefix: family 'bert'"):
+        methods.apply(model, "prefix", {})
+    lora = methods.apply(model, "lora", {})
+    assert all("lora_" in n for n, p in lora.named_parameters() if p.requires_grad)
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    with pytest.raises(UserError, match="model type 'gpt2' is not supported"):
+        family_of(GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=50)))
+
+
+def test_importing_methods_does_not_import_peft():
+    code = "import sys, benchmark.methods as m; assert m.names(); assert 'peft' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+
+
+# ---- published trainable-parameter counts, on the meta device (no weights) ----
+
+REAL = {
+    "llama-7b": ("llama", {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                           "num_attention_heads": 32, "vocab_size": 32000}),
+    "bloom-7b": ("bloom", {"hidden_size": 4096, "n_layer": 30, "n_head": 32, "vocab_size": 250880}),
+    "gptj-6b": ("gptj", {"n_embd": 4096, "n_layer": 28, "n_head": 16, "rotary_dim": 64, "vocab_size": 50400}),
+}
+# (exact count with our defaults, the paper's figure in millions)
+PUBLISHED = {
+    ("llama-7b", "lora"): (4_194_304, 4.2), ("llama-7b", "series"): (201_326_592, 200),
+    ("llama-7b", "adapterp"): (67_108_864, 66), ("llama-7b", "parallel"): (201_326_592, 200),
+    ("bloom-7b", "lora"): (3_932_160, 4), ("bloom-7b", "series"): (125_829_120, 125),
+    ("bloom-7b", "adapterp"): (62_914_560, 62), ("bloom-7b", "parallel"): (125_829_120, 125),
+    ("gptj-6b", "lora"): (3_670_016, 3.7), ("gptj-6b", "series"): (117_440_512, 117),
+    ("gptj-6b", "adapterp"): (58_720_256, 58), ("gptj-6b", "parallel"): (176_160_768, 176),
+}
+
+
+@pytest.mark.parametrize("model_name,method", sorted(PUBLISHED))
+def test_published_parameter_counts_on_the_meta_device(model_name, method):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    family, fields = REAL[model_name]
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(family, **fields))
+    trainable, _ = methods.count_parameters(methods.apply(model, method, {}))
+    exact, paper_millions = PUBLISHED[(model_name, method)]
+    assert trainable == exact
+    assert abs(trainable / 1e6 - paper_millions) / paper_millions < 0.02  # the paper rounds (66M is 64 MiB)

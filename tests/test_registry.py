@@ -1,0 +1,136 @@
+"""Suites as data: every file under suites/ loads; expansion is stable; bad input gets one clear line."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmark.errors import UserError
+from benchmark.paths import SUITES_DIR
+from benchmark.registry import catalogue, expand, parse_suite, plan, suite_files
+from benchmark.registry.spec import TrainConfig, TrialSpec
+
+
+def test_every_yaml_under_suites_loads():
+    files = sorted(SUITES_DIR.rglob("*.yaml"))
+    assert files, "suites/ is empty"
+    models, datasets = catalogue.models(), catalogue.datasets()
+    assert {"tiny-llama", "tiny-bloom", "tiny-gptj", "tiny-bert", "tiny-roberta"} <= set(models)
+    assert {"gsm8k", "AQuA", "mawps", "boolq", "emb-gsm8k"} <= set(datasets)
+    for file in files:
+        yaml.safe_load(file.read_text())  # baselines and catalogues: at least valid YAML
+    for file in suite_files():
+        specs = expand(parse_suite(file))
+        assert specs, file
+
+
+def test_smoke_plan_is_stable_and_ids_unique():
+    _, first = plan("smoke")
+    _, second = plan(str(SUITES_DIR / "smoke.yaml"))
+    assert [s.trial_id for s in first] == [s.trial_id for s in second]
+    assert len({s.trial_id for s in first}) == len(first) == 12
+    assert {s.method for s in first} == {"full", "lora", "prefix", "series", "adapterp", "parallel"}
+
+
+def test_trial_id_changes_with_any_setting_and_only_then():
+    _, specs = plan("smoke", ["method=lora", "task=math"])
+    (spec,) = specs
+    same = TrialSpec.from_dict(spec.to_dict())
+    assert same.trial_id == spec.trial_id
+    import dataclasses
+
+    for change in ({"train": dataclasses.replace(spec.train, learning_rate=1e-4)},
+                   {"method_args": {**spec.method_args, "r": 4}}, {"model": "tiny-gptj"},
+                   {"eval_data": spec.eval_data[:1]}):
+        assert dataclasses.replace(spec, **change).trial_id != spec.trial_id
+    # Resources and display fields do not change what a trial computes.
+    assert dataclasses.replace(spec, cell={"x": "y"}).trial_id == spec.trial_id
+
+
+def test_overrides_apply_in_order_and_when_lists_match():
+    _, specs = plan("smoke", ["task=commonsense"])
+    by_method = {s.method: s for s in specs}
+    assert by_method["prefix"].train.learning_rate == 3e-2
+    assert by_method["prefix"].method_args == {"num_virtual_tokens": 10}
+    assert by_method["series"].method_args == {"bottleneck_size": 32}
+    assert by_method["full"].train.learning_rate == 1e-3
+    assert by_method["lora"].eval.max_new_tokens == 16
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    file = tmp_path / "suite.yaml"
+    file.write_text(textwrap.dedent(text))
+    return file
+
+
+BASE = """
+name: t
+version: "1"
+defaults:
+  model: tiny-llama
+  method: lora
+  train_data: emb-math_10k
+  eval_data: [emb-gsm8k]
+"""
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ("grid:\n  method: [lora, lorax]\n", "method: method 'lorax' is not known (did you mean 'lora'?)"),
+    ("grid:\n  model: [tiny-lama]\n", "did you mean 'tiny-llama'?"),
+    ("grid:\n  train.learnig_rate: [1]\n", "did you mean 'learning_rate'?"),
+    ("grid:\n  train.learning_rate: [-1.0]\n", "train.learning_rate: got -1.0"),
+    ("grid:\n  train.batch_size: ['16']\n", "train.batch_size: got '16'; allowed: an integer"),
+    ("grid:\n  method: []\n", "grid.method: got []"),
+    ("colour: red\n", "colour: unknown key"),
+    ("grid:\n  eval_data: [[nosuch]]\n", "unknown dataset 'nosuch'"),
+    ("grid:\n  train_data: [emb-gsm8k]\n", "is an evaluation set"),
+    ("exclude:\n  - {method: lora}\n", "every cell is excluded"),
+    ("overrides:\n  - when: {methd: lora}\n    set: {train.epochs: 1}\n", "did you mean 'method'?"),
+    ("grid:\n  method_args.r: [0]\n", "method_args"),
+    ("grid:\n  resources.cpus: [1, 2]\n", "resolves to the same trial"),
+])
+def test_bad_suites_fail_with_one_line_naming_file_and_field(tmp_path, extra, needle):
+    file = _write(tmp_path, BASE + extra)
+    with pytest.raises(UserError) as info:
+        expand(parse_suite(file))
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(file) in message
+    assert needle in message, message
+
+
+def test_huge_grid_is_refused_before_expansion(tmp_path):
+    axis = "[" + ", ".join(str(i) for i in range(400)) + "]"
+    file = _write(tmp_path, BASE + f"grid:\n  train.seed: {axis}\n  train.warmup_steps: {axis}\n")
+    with pytest.raises(UserError, match="at most 100000"):
+        expand(parse_suite(file))
+
+
+def test_contaminated_training_set_is_refused_unless_forced(tmp_path):
+    text = BASE.replace("emb-math_10k", "math_data").replace("emb-gsm8k", "gsm8k")
+    with pytest.raises(UserError, match="holds test items of gsm8k"):
+        expand(parse_suite(_write(tmp_path, text)))
+    assert expand(parse_suite(_write(tmp_path, text + "allow_contaminated_train: true\n")))
+
+
+def test_train_config_validates_in_post_init():
+    with pytest.raises(ValueError, match="train.micro_batch_size"):
+        TrainConfig(batch_size=4, micro_batch_size=8)
+
+
+def test_cli_user_error_is_one_line_without_traceback(tmp_path):
+    file = _write(tmp_path, BASE + "grid:\n  method: [lorra]\n")
+    proc = subprocess.run([sys.executable, "-m", "benchmark", "plan", str(file)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    assert "did you mean 'lora'" in proc.stderr
+
+
+def test_cli_plan_prints_trial_table():
+    proc = subprocess.run([sys.executable, "-m", "benchmark", "plan", "smoke", "--filter", "method=lora"],
+                          capture_output=True, text=True, check=True)
+    assert "trial_id" in proc.stdout and "2 trials in smoke" in proc.stdout
