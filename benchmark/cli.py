@@ -128,7 +128,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_params(args) -> int:
-    from benchmark.models.params import count_for
+    from benchmark.params import count_for
 
     sets = {}
     for text in args.set or []:

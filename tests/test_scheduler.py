@@ -100,7 +100,7 @@ def test_resources_come_from_each_spec():
     big = TrialSpec.from_dict({**spec.to_dict(), "resources": {"cpus": 4, "gpus": 1, "memory_gb": 2}})
     bundle = placement_for({"spec": big.to_dict()}).bundles[0]
     assert bundle == {"CPU": 4.0, "GPU": 1.0, "memory": 2 * 1024**3}
-    assert placement_for({"spec": spec.to_dict()}).bundles[0] == {"CPU": 1.0, "GPU": 0.0}
+    assert placement_for({"spec": spec.to_dict()}).bundles[0] == {"CPU": 1.0}
 
 
 def test_a_trial_larger_than_the_cluster_fails_fast(tmp_path):
@@ -110,3 +110,13 @@ def test_a_trial_larger_than_the_cluster_fails_fast(tmp_path):
     too_big = TrialSpec.from_dict({**spec.to_dict(), "resources": {"cpus": 64, "gpus": 0}})
     with pytest.raises(UserError, match="resources.cpus"):
         run_specs([too_big], data_root=str(tmp_path), results_root=str(tmp_path), trial_fn=fake_trial)
+
+
+def test_default_trial_fn_is_the_runner_and_its_failures_are_stored(tmp_path):
+    # No trial_fn: the worker imports benchmark.runner.run_trial; an unknown dataset fails inside
+    # the runner, which returns (not raises) a failed result that the worker stores itself.
+    spec = TrialSpec.from_dict({**make_specs("sched-runner")[0].to_dict(), "train_data": "no-such-dataset"})
+    summary = run_specs([spec], data_root=str(tmp_path / "data"), results_root=str(tmp_path), progress=False)
+    assert summary.ok == 0 and [tid for tid, _ in summary.failed] == [spec.trial_id]
+    assert summary.failed[0][1] != "unknown error"
+    assert Store(tmp_path).failed_trial_ids("sched-runner") == {spec.trial_id}

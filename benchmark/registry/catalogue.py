@@ -31,6 +31,10 @@ class ModelEntry:
     embedded_twin: str | None = None  # the tiny model of the same family used by --embedded
     trust_remote_code: bool = False  # off unless the entry enables it explicitly
     description: str = ""
+    arch: dict = field(default_factory=dict)  # HF config fields, for weightless parameter counts
+
+    def __hash__(self):  # dict fields: hash by identity of the catalogue entry (name + source)
+        return hash((self.name, self.source, self.dtype))
 
     @property
     def is_embedded(self) -> bool:
@@ -58,7 +62,7 @@ def _entry_error(file: Path, path: str, msg: str) -> UserError:
     return UserError(f"{file}: {path}: {msg}")
 
 
-MODEL_KEYS = {"source", "family", "dtype", "resources", "embedded_twin", "trust_remote_code", "description"}
+MODEL_KEYS = {"source", "family", "dtype", "resources", "embedded_twin", "trust_remote_code", "description", "arch"}
 DATASET_KEYS = {"format", "path", "family", "role", "answer", "labels", "metric", "max_new_tokens",
                 "embedded", "embedded_twin", "contains", "source_note"}
 
@@ -83,12 +87,21 @@ def parse_models(raw: dict, file: Path) -> dict[str, ModelEntry]:
             raise _entry_error(file, f"{where}.trust_remote_code", f"got {trust!r}; allowed: true, false")
         out[name] = ModelEntry(name=name, source=source, family=family, dtype=dtype, resources=dict(resources),
                                embedded_twin=body.get("embedded_twin"), trust_remote_code=trust,
-                               description=body.get("description", ""))
+                               description=body.get("description", ""), arch=_arch(body, file, where, family))
     for entry in out.values():
         if entry.embedded_twin and entry.embedded_twin not in out:
             raise _entry_error(file, f"models.{entry.name}.embedded_twin",
                                f"unknown model {entry.embedded_twin!r}; allowed: {', '.join(sorted(out))}")
     return out
+
+
+def _arch(body: dict, file: Path, where: str, family: str) -> dict:
+    arch = body.get("arch", {}) or {}
+    if not isinstance(arch, dict):
+        raise _entry_error(file, f"{where}.arch", f"got {arch!r}; allowed: a mapping of HF config fields")
+    if arch and arch.get("model_type") != family:
+        raise _entry_error(file, f"{where}.arch.model_type", f"got {arch.get('model_type')!r}; allowed: {family!r} (the family)")
+    return dict(arch)
 
 
 def parse_datasets(raw: dict, file: Path) -> dict[str, DatasetEntry]:

@@ -13,6 +13,7 @@ importable on every node (Ray Jobs' `working_dir` or an install).
 from __future__ import annotations
 
 import os
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from benchmark.registry.spec import TrialSpec
 from benchmark.result import TrialResult
 
 TrialFn = Callable[[TrialSpec, str], TrialResult]
+ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its task names
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
@@ -52,7 +54,9 @@ def placement_for(config: dict):
     from ray.tune.execution.placement_groups import PlacementGroupFactory
 
     res = config["spec"]["resources"]
-    bundle = {"CPU": float(res["cpus"]), "GPU": float(res["gpus"])}
+    bundle = {"CPU": float(res["cpus"])}
+    if res["gpus"]:
+        bundle["GPU"] = float(res["gpus"])
     if res.get("memory_gb"):
         bundle["memory"] = int(res["memory_gb"] * 1024**3)
     return PlacementGroupFactory([bundle])
@@ -168,8 +172,9 @@ def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address
     we_started = ensure_ray(address, ray_init_kwargs)
     try:
         check_fits(pending)
-        results = _fit(pending, str(data_root), str(results_root), max_concurrent, max_failures, trial_fn,
-                       storage_path, progress, started)
+        # Absolute paths: Tune runs each trial with its trial folder as the working directory.
+        results = _fit(pending, str(Path(data_root).resolve()), str(Path(results_root).resolve()), max_concurrent,
+                       max_failures, trial_fn, storage_path, progress, started)
     finally:
         if we_started:
             import ray
@@ -183,6 +188,8 @@ def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address
             summary.ok += 1
         elif error is None and metrics.get("status"):
             summary.failed.append((trial_id, metrics.get("error") or "unknown error"))
+        elif trial_id in store.ok_trial_ids(spec.suite):
+            summary.ok += 1  # the worker stored an ok result, then died before reporting it
         else:
             # The trial function itself raised or its worker died: the worker stored nothing, so we do.
             store.write(failed_result(spec, error))
@@ -214,14 +221,19 @@ def _fit(pending, data_root, results_root, max_concurrent, max_failures, trial_f
     )
     outcomes = {}
     for result in tuner.fit():
-        trial_id = result.config["spec"]["trial_id"]
-        error = None
-        if result.error is not None:
-            error = f"{type(result.error).__name__}: {result.error}"
-            if result.error.__traceback__ is not None:
-                error += "\n" + "".join(traceback.format_tb(result.error.__traceback__))
-        outcomes[trial_id] = (result.metrics or {}, error)
+        # A trial whose actor never started has no config; its folder is named after the trial_id.
+        trial_id = result.config["spec"]["trial_id"] if result.config else Path(result.path).name
+        outcomes[trial_id] = (result.metrics or {}, None if result.error is None else describe_error(result.error))
     return outcomes
+
+
+def describe_error(exc: BaseException) -> str:
+    """'Type: message' of the original exception first, then the remote traceback Ray carried over."""
+    cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the worker's exception
+    detail = ANSI_ESCAPES.sub("", str(exc))
+    if exc.__traceback__ is not None and cause is exc:
+        detail += "\n" + "".join(traceback.format_tb(exc.__traceback__))
+    return f"{type(cause).__name__}: {cause}\n{detail}"
 
 
 __all__ = ["RunSummary", "run_specs"]

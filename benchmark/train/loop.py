@@ -156,10 +156,10 @@ def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str 
                 with _autocast(model, device):
                     loss = model(**_to(batch, device)).loss
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss at step {step}: {float(loss)}")
+                    raise FloatingPointError(f"non-finite loss at step {step}: {loss.item()}")
                 # Weight each micro-batch mean by its share of the step's label tokens.
                 (loss * (n / step_tokens)).backward()
-                step_loss += float(loss) * n / step_tokens
+                step_loss += loss.item() * n / step_tokens
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)

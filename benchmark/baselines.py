@@ -1,0 +1,204 @@
+"""Published numbers (suites/baselines/<name>.yaml) as validated tables, each row with its source.
+
+A report puts these beside a run: the paper's number for the same cell and the baselines
+(full fine-tuning, DAPT+TAPT, 175B zero-shot). Values stay exactly as printed; the loader only
+checks their shape, so a typo in a file fails loudly instead of showing up as a wrong cell.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark.errors import UserError, did_you_mean
+from benchmark.paths import SUITES_DIR
+from benchmark.registry.yamlio import check_keys, field_path, load_yaml, require
+
+BASELINES_DIR = SUITES_DIR / "baselines"
+KINDS = ("paper", "baseline")  # paper: a PEFT result as published; baseline: a comparison row
+UNITS = ("percent",)
+METRICS = ("accuracy", "mcc", "f1", "spearman", "pearson", "micro_f1", "macro_f1", "em",
+           "average", "relative_params", "relative_time")
+FILE_KEYS = {"name", "description", "vocabulary", "tables", "param_counts"}
+TABLE_KEYS = {"id", "title", "source", "metric", "unit", "columns", "notes", "rows", "std", "domains"}
+ROW_KEYS = {"model", "method", "kind", "values", "params", "note", "label", "variant", "source", "extra"}
+PARAM_KEYS = {"source", "notes", "counts", "model", "total"}
+
+
+@dataclass(frozen=True)
+class MeanStd:
+    """A cell printed as 'mean (std)' over seeds."""
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
+class BaselineRow:
+    model: str
+    method: str
+    kind: str
+    values: dict  # column -> float | MeanStd | None (None: printed as missing)
+    params: str | None = None  # trainable parameters as printed ("4.2M")
+    note: str | None = None
+    label: str | None = None  # the row name as printed
+    variant: str | None = None  # tells apart rows with the same model and method ("AP", "L=50")
+    source: str | None = None  # overrides the table's source
+    extra: dict = field(default_factory=dict)  # further printed numbers without a column
+
+    def value(self, column: str) -> float | None:
+        """The number for `column` (the mean of a mean/std cell); None when not printed."""
+        cell = self.values.get(column)
+        return cell.mean if isinstance(cell, MeanStd) else cell
+
+
+@dataclass(frozen=True)
+class BaselineTable:
+    id: str
+    title: str
+    source: str
+    metric: str | dict  # one metric for all columns, or column -> metric
+    unit: str
+    columns: tuple[str, ...]
+    rows: tuple[BaselineRow, ...]
+    notes: tuple[str, ...] = ()
+    std: bool = False  # cells may be {mean, std}
+    domains: dict = field(default_factory=dict)  # column -> domain (DAPT tasks)
+    file: str = ""
+
+    def metric_of(self, column: str) -> str:
+        return self.metric if isinstance(self.metric, str) else self.metric[column]
+
+    def find(self, model: str, method: str, variant: str | None = None) -> BaselineRow | None:
+        return next((r for r in self.rows if (r.model, r.method, r.variant) == (model, method, variant)), None)
+
+
+def _fail(file, where: str, msg: str):
+    raise UserError(f"{file}: {where}: {msg}")
+
+
+def _choice(value, allowed, file, where: str) -> str:
+    if value not in allowed:
+        _fail(file, where, f"got {value!r}{did_you_mean(value, allowed)}; allowed: {', '.join(map(str, allowed))}")
+    return value
+
+
+def _number(value, file, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail(file, where, f"got {value!r}; allowed: a number")
+    return float(value)
+
+
+def _cell(value, std_allowed: bool, file, where: str):
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if not std_allowed:
+            _fail(file, where, f"got {value!r}; allowed: a number or null (set std: true on the table for mean/std cells)")
+        check_keys(value, {"mean", "std"}, file, where)
+        return MeanStd(*(_number(require(value, k, object, file, where), file, field_path(where, k)) for k in ("mean", "std")))
+    return _number(value, file, where)
+
+
+def _strings(value, file, where: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
+        _fail(file, where, f"got {value!r}; allowed: a string or a list of strings")
+    return tuple(items)
+
+
+def _row(body, table: dict, vocab: dict, file, where: str) -> BaselineRow:
+    check_keys(body, ROW_KEYS, file, where)
+    names = {k: _choice(require(body, k, str, file, where), vocab[k], file, field_path(where, k)) for k in ("model", "method")}
+    kind = _choice(require(body, "kind", str, file, where), KINDS, file, field_path(where, "kind"))
+    values_at = field_path(where, "values")
+    check_keys(require(body, "values", dict, file, where), set(table["columns"]), file, values_at)
+    values = {c: _cell(v, table["std"], file, field_path(values_at, c)) for c, v in body["values"].items()}
+    extra = body.get("extra", {})
+    if not isinstance(extra, dict):
+        _fail(file, field_path(where, "extra"), f"got {extra!r}; allowed: a mapping of name -> number")
+    extra = {str(k): _number(v, file, field_path(field_path(where, "extra"), k)) for k, v in extra.items()}
+    optional = {k: require(body, k, str, file, where) for k in ("params", "note", "label", "variant", "source") if k in body}
+    return BaselineRow(**names, kind=kind, values=values, extra=extra, **optional)
+
+
+def _table(body, vocab: dict, file, where: str) -> BaselineTable:
+    check_keys(body, TABLE_KEYS, file, where)
+    text = {k: require(body, k, str, file, where) for k in ("id", "title", "source")}
+    columns = require(body, "columns", list, file, where)
+    if not columns or not all(isinstance(c, str) for c in columns) or len(set(columns)) != len(columns):
+        _fail(file, field_path(where, "columns"), f"got {columns!r}; allowed: a non-empty list of distinct names")
+    metric = body.get("metric")
+    metric_at = field_path(where, "metric")
+    if isinstance(metric, dict):
+        check_keys(metric, set(columns), file, metric_at)
+        for col in columns:
+            _choice(metric.get(col), METRICS, file, field_path(metric_at, col))
+    else:
+        _choice(metric, METRICS, file, metric_at)
+    unit = _choice(body.get("unit"), UNITS, file, field_path(where, "unit"))
+    std = require(body, "std", bool, file, where) if "std" in body else False
+    domains = require(body, "domains", dict, file, where) if "domains" in body else {}
+    check_keys(domains, set(columns), file, field_path(where, "domains"))
+    context = {"columns": columns, "std": std}
+    rows = tuple(_row(r, context, vocab, file, field_path(field_path(where, "rows"), i))
+                 for i, r in enumerate(require(body, "rows", list, file, where)))
+    seen = set()
+    for i, row in enumerate(rows):  # lookup() must find one row per (model, method, variant)
+        key = (row.model, row.method, row.variant)
+        if key in seen:
+            _fail(file, field_path(field_path(where, "rows"), i), f"duplicate model/method/variant {key}; add a distinct variant")
+        seen.add(key)
+    notes = _strings(body["notes"], file, field_path(where, "notes")) if "notes" in body else ()
+    return BaselineTable(**text, metric=metric, unit=unit, columns=tuple(columns), rows=rows, notes=notes,
+                         std=std, domains=dict(domains), file=str(file))
+
+
+@functools.cache  # files do not change during a run; reports look up many cells
+def _load_file(name: str, root: Path) -> tuple[tuple[BaselineTable, ...], dict]:
+    file = root / f"{name}.yaml"
+    if not file.is_file():
+        known = sorted(p.stem for p in root.glob("*.yaml"))
+        raise UserError(f"baselines {name!r}: no file {file}{did_you_mean(name, known)}; allowed: {', '.join(known)}")
+    data = load_yaml(file)
+    check_keys(data, FILE_KEYS, file, "")
+    vocab_body = require(data, "vocabulary", dict, file, "")
+    check_keys(vocab_body, {"models", "methods"}, file, "vocabulary")
+    vocab = {k[:-1]: _strings(require(vocab_body, k, list, file, "vocabulary"), file, f"vocabulary.{k}") for k in ("models", "methods")}
+    tables = tuple(_table(t, vocab, file, f"tables[{i}]") for i, t in enumerate(require(data, "tables", list, file, "")))
+    ids = [t.id for t in tables]
+    if len(set(ids)) != len(ids):
+        _fail(file, "tables", f"duplicate table ids in {ids}")
+    counts = {}
+    if "param_counts" in data:
+        check_keys(data["param_counts"], PARAM_KEYS, file, "param_counts")
+        counts = require(data["param_counts"], "counts", dict, file, "param_counts")
+    return tables, counts
+
+
+def load(name: str, root: Path | None = None) -> list[BaselineTable]:
+    """The validated tables of suites/baselines/<name>.yaml ("llm_adapters", "pt_unipelt")."""
+    return list(_load_file(name, Path(root or BASELINES_DIR))[0])
+
+
+def param_counts(name: str, root: Path | None = None) -> dict:
+    """The file's published trainable-parameter counts (its param_counts.counts mapping)."""
+    return _load_file(name, Path(root or BASELINES_DIR))[1]
+
+
+def lookup(table_id: str, model: str, method: str, column: str, variant: str | None = None,
+           root: Path | None = None) -> float | None:
+    """The published number for one cell; None when the paper printed no such row or cell.
+
+    An unknown table id or column is a UserError (a caller's typo), not a missing number.
+    """
+    root = Path(root or BASELINES_DIR)
+    tables = {t.id: t for path in sorted(root.glob("*.yaml")) for t in load(path.stem, root)}
+    if table_id not in tables:
+        raise UserError(f"baseline table {table_id!r} not found{did_you_mean(table_id, tables)}; allowed: {', '.join(tables)}")
+    table = tables[table_id]
+    if column not in table.columns:
+        raise UserError(f"baseline table {table_id}: column {column!r} not found{did_you_mean(column, table.columns)}; "
+                        f"allowed: {', '.join(table.columns)}")
+    row = table.find(model, method, variant)
+    return row.value(column) if row else None

@@ -1,0 +1,142 @@
+"""Answer extraction and correctness, per the dataset's answer rule and the protocol.
+
+The rule is data (DatasetEntry.answer: number | letter | choice with entry.labels); nothing
+here branches on a dataset's name. Protocol "llm-adapters" reproduces evaluate.py and
+commonsense_evaluate.py exactly, defects included; "strict" fixes the known defects:
+
+- letter: the reference takes the first A-E anywhere, so "Each ..." answers "E". Strict takes
+  the letter of the last answer phrase ("the answer is C", "answer is (C)"), else the last
+  standalone capital A-E, never a letter inside a word.
+- number: the reference takes the last number of the text. Strict prefers the first number
+  after the last "the answer is", falling back to the last number.
+- choice: the reference takes the first label anywhere (even inside a word). Strict prefers
+  the first label after the last "the correct answer is", whole words only.
+`output` is the response text (benchmark.data.prompts.response_text of the decoded output).
+"""
+
+from __future__ import annotations
+
+import re
+
+from benchmark.registry.catalogue import DatasetEntry
+from benchmark.registry.spec import PROTOCOLS
+
+NUMBER = re.compile(r"-?\d+\.?\d*")
+LETTER = re.compile(r"A|B|C|D|E")
+NO_NUMBER = "inf"  # what the reference's float('inf') prints as
+TOLERANCE = 0.001
+
+_ANSWER_PHRASE = re.compile(r"answer is", re.IGNORECASE)
+# Only the phrase is case-insensitive: "the answer is a bit long" must not read as "A".
+_LETTER_AFTER_PHRASE = re.compile(r"(?i:answer is)\s*:?\s*\(?([A-E])\)?(?![A-Za-z])")
+_STANDALONE_LETTER = re.compile(r"(?<![A-Za-z0-9])([A-E])(?![A-Za-z0-9])")
+_CORRECT_ANSWER_PHRASE = re.compile(r"the correct answer is", re.IGNORECASE)
+
+
+def _entry(dataset: str | DatasetEntry) -> DatasetEntry:
+    if isinstance(dataset, DatasetEntry):
+        return dataset
+    from benchmark.registry.catalogue import dataset as lookup
+
+    return lookup(dataset)
+
+
+def _check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol: got {protocol!r}; allowed: {', '.join(PROTOCOLS)}")
+
+
+def _after_last(phrase: re.Pattern, text: str) -> str | None:
+    """The text after the last occurrence of `phrase`, or None when it does not occur."""
+    matches = list(phrase.finditer(text))
+    return text[matches[-1].end():] if matches else None
+
+
+# ---- number ----
+
+def _last_number(text: str) -> str:
+    found = NUMBER.findall(text.replace(",", ""))
+    return found[-1] if found else NO_NUMBER
+
+
+def _number(output: str, strict: bool) -> str:
+    if strict:
+        tail = _after_last(_ANSWER_PHRASE, output)
+        if tail is not None:
+            found = NUMBER.findall(tail.replace(",", ""))
+            if found:
+                return found[0]
+    return _last_number(output)
+
+
+# ---- letter ----
+
+def _letter(output: str, strict: bool) -> str:
+    text = output.strip()
+    if not strict:
+        found = LETTER.findall(text)
+        return found[0] if found else ""
+    phrased = _LETTER_AFTER_PHRASE.findall(text)
+    if phrased:
+        return phrased[-1]
+    standalone = _STANDALONE_LETTER.findall(text)
+    return standalone[-1] if standalone else ""
+
+
+# ---- choice ----
+
+def _choice_pattern(labels: tuple[str, ...], whole_words: bool) -> re.Pattern:
+    alternation = "|".join(re.escape(label) for label in labels)
+    if whole_words:
+        return re.compile(rf"(?<![A-Za-z0-9_])(?:{alternation})(?![A-Za-z0-9_])")
+    return re.compile(alternation)
+
+
+def _choice(output: str, labels: tuple[str, ...], strict: bool) -> str:
+    text = output.strip()
+    pattern = _choice_pattern(labels, whole_words=strict)
+    if strict:
+        tail = _after_last(_CORRECT_ANSWER_PHRASE, text)
+        if tail is not None:
+            found = pattern.search(tail)
+            if found:
+                return found.group(0)
+    found = pattern.search(text)
+    return found.group(0) if found else ""
+
+
+def extract_answer(dataset: str | DatasetEntry, output: str, protocol: str = "llm-adapters") -> str:
+    """The answer the protocol reads from a response: a number's text ("inf" if none), a letter or a label ("" if none)."""
+    _check_protocol(protocol)
+    entry = _entry(dataset)
+    strict = protocol == "strict"
+    if entry.answer == "number":
+        return _number(output, strict)
+    if entry.answer == "letter":
+        return _letter(output, strict)
+    if entry.answer == "choice":
+        if not entry.labels:
+            raise ValueError(f"dataset {entry.name}: answer rule 'choice' needs labels")
+        return _choice(output, entry.labels, strict)
+    raise ValueError(f"dataset {entry.name}: answer rule {entry.answer!r} is not a generation rule; "
+                     "allowed: number, letter, choice")
+
+
+def is_correct(dataset: str | DatasetEntry, prediction: str, gold: str, protocol: str = "llm-adapters") -> bool:
+    """number: |float(gold) - float(prediction)| <= 0.001; letter and choice: exact string match."""
+    _check_protocol(protocol)
+    entry = _entry(dataset)
+    if entry.answer == "number":
+        try:
+            gold_value = float(gold)
+        except ValueError as err:
+            raise ValueError(f"dataset {entry.name}: gold answer {gold!r} is not a number") from err
+        try:
+            predicted = float(prediction)
+        except ValueError:
+            return False
+        return abs(gold_value - predicted) <= TOLERANCE
+    if entry.answer in ("letter", "choice"):
+        return prediction == gold
+    raise ValueError(f"dataset {entry.name}: answer rule {entry.answer!r} is not a generation rule; "
+                     "allowed: number, letter, choice")

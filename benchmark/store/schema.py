@@ -1,0 +1,87 @@
+"""The Parquet schemas of the results store, and how suite / dataset names map to folders.
+
+Evolution rule (DESIGN.md "Results store"): only add nullable columns, never change a type,
+and bump SCHEMA_VERSION when a column is added. The reader scans every file with the newest
+schema, so a file written by an older version simply shows nulls in the columns it lacks.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+# Long format: one row per (trial, eval dataset, metric); the trial's metadata repeats on every
+# row so any single row can be understood (and filtered) without a join.
+TRIAL_SCHEMA = pa.schema([
+    pa.field("schema_version", pa.int32(), nullable=False),
+    pa.field("suite", pa.string(), nullable=False),
+    pa.field("suite_version", pa.string()),
+    pa.field("trial_id", pa.string(), nullable=False),
+    pa.field("model", pa.string()),
+    pa.field("model_source", pa.string()),
+    pa.field("family", pa.string()),  # model family: llama | bloom | gptj | bert | roberta
+    pa.field("method", pa.string()),
+    pa.field("method_args", pa.string()),  # JSON
+    pa.field("train_config", pa.string()),  # JSON of TrainConfig
+    pa.field("train_data", pa.string()),
+    pa.field("eval_data", pa.string()),  # null on the single row of a trial without metrics
+    pa.field("eval_family", pa.string()),  # math | commonsense | classification | qa
+    pa.field("protocol", pa.string()),
+    pa.field("decoding", pa.string()),  # JSON: what decoding actually used for this eval dataset
+    pa.field("metric", pa.string()),
+    pa.field("value", pa.float64()),
+    pa.field("n_examples", pa.int64()),
+    pa.field("trainable_params", pa.int64()),
+    pa.field("total_params", pa.int64()),
+    pa.field("trainable_pct", pa.float64()),
+    pa.field("train_seconds", pa.float64()),
+    pa.field("eval_seconds", pa.float64()),
+    pa.field("train_tokens_per_s", pa.float64()),
+    pa.field("eval_examples_per_s", pa.float64()),
+    pa.field("train_loss", pa.float64()),
+    pa.field("peak_memory_bytes", pa.int64()),
+    pa.field("device", pa.string()),
+    pa.field("seed", pa.int64()),
+    pa.field("status", pa.string()),  # ok | failed
+    pa.field("error", pa.string()),
+    pa.field("git_sha", pa.string()),
+    pa.field("git_dirty", pa.bool_()),
+    pa.field("package_versions", pa.string()),  # JSON: distribution -> version
+    pa.field("cell", pa.string()),  # JSON: the grid coordinates
+    pa.field("spec", pa.string()),  # JSON of TrialSpec.to_dict(), enough to re-create the trial
+    pa.field("started_at", _TIMESTAMP),
+    pa.field("finished_at", _TIMESTAMP),
+], metadata={"peft_bench.schema_version": str(SCHEMA_VERSION)})
+
+# Columns without which a Parquet file is not one of ours (the reader skips it with a warning).
+REQUIRED_COLUMNS = ("suite", "trial_id", "status")
+
+PREDICTION_SCHEMA = pa.schema([
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("prompt", pa.string()),
+    pa.field("output", pa.string()),
+    pa.field("extracted", pa.string()),
+    pa.field("gold", pa.string()),
+    pa.field("correct", pa.bool_()),
+])
+
+
+def safe_name(name: str, what: str = "suite") -> str:
+    """A folder / file name for a suite or dataset name: "llm_adapters/math" -> "llm_adapters__math".
+
+    Names that could escape the results root are refused rather than rewritten, so two different
+    names can never silently land in the same folder.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{what}: got {name!r}; allowed: a non-empty name")
+    if ".." in name or name.startswith(("/", "\\")) or "\x00" in name:
+        raise ValueError(f"{what}: got {name!r}; allowed: a relative name without '..' (e.g. llm_adapters/math)")
+    return name.replace("/", "__").replace("\\", "__")
+
+
+def unsafe_name(folder: str) -> str:
+    """The inverse of safe_name, used only when no stored file names the suite itself."""
+    return folder.replace("__", "/")

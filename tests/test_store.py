@@ -1,0 +1,169 @@
+"""The Parquet results store: round trip, resume ids, failed rows, atomicity, schema evolution."""
+
+import json
+import logging
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from benchmark.registry.spec import TrainConfig, TrialSpec
+from benchmark.result import Metric, Prediction, TrialResult
+from benchmark.store import SCHEMA_VERSION, TRIAL_SCHEMA, Store
+
+
+def make_spec(suite="llm_adapters/math", method="lora", seed=42, args=None):
+    return TrialSpec(suite=suite, suite_version="1", model="tiny-llama", model_source="embedded:tiny-llama",
+                     family="llama", method=method, method_args=args if args is not None else {"r": 8},
+                     train_data="math_10k", eval_data=("gsm8k", "AQuA"), train=TrainConfig(seed=seed),
+                     cell={"method": method})
+
+
+def ok_result(spec, gsm=50.0, aqua=25.0):
+    preds = [Prediction(id="gsm8k/0", prompt="Q: 2+2?", output="The answer is 4", extracted="4", gold="4.0", correct=True),
+             Prediction(id="gsm8k/1", prompt="Q: 3+3?", output="7", extracted="7", gold="6.0", correct=False)]
+    return TrialResult(spec=spec, metrics=[Metric("gsm8k", "math", "accuracy", gsm, 2),
+                                           Metric("AQuA", "math", "accuracy", aqua, 4)],
+                       predictions={"gsm8k": preds}, trainable_params=4_200_000, total_params=7_000_000_000,
+                       train_seconds=120.5, eval_seconds=30.0, train_tokens_per_s=1000.0, eval_examples_per_s=2.0,
+                       train_loss=0.75, peak_memory_bytes=2**30, device="cpu",
+                       decoding={"gsm8k": {"num_beams": 4, "max_new_tokens": 256}},
+                       started_at="2024-01-01T00:00:00+00:00", finished_at="2024-01-01T00:02:30+00:00")
+
+
+def failed_result(spec, error="RuntimeError: boom\nTraceback ..."):
+    return TrialResult(spec=spec, status="failed", error=error, started_at="2024-01-01T00:00:00+00:00",
+                       finished_at="2024-01-01T00:00:01+00:00")
+
+
+def test_round_trip_rows_columns_and_types(tmp_path):
+    store = Store(tmp_path)
+    specs = [make_spec(seed=1), make_spec(seed=2), make_spec(method="series", args={"bottleneck_size": 16})]
+    for spec in specs:
+        path = store.write(ok_result(spec))
+        assert path == tmp_path / "llm_adapters__math" / "trials" / f"{spec.trial_id}.parquet"
+    frame = store.read()
+    assert len(frame) == 3 * 2  # one row per (trial, eval dataset, metric)
+    assert list(frame.columns) == TRIAL_SCHEMA.names
+    assert set(frame["trial_id"]) == {s.trial_id for s in specs}
+    assert (frame["schema_version"] == SCHEMA_VERSION).all()
+    assert set(frame["suite"]) == {"llm_adapters/math"}
+    row = frame[(frame["trial_id"] == specs[0].trial_id) & (frame["eval_data"] == "gsm8k")].iloc[0]
+    assert row["value"] == 50.0 and row["n_examples"] == 2 and row["eval_family"] == "math"
+    assert row["trainable_params"] == 4_200_000 and row["trainable_pct"] == pytest.approx(0.06)
+    assert json.loads(row["method_args"]) == {"r": 8}
+    assert json.loads(row["decoding"]) == {"num_beams": 4, "max_new_tokens": 256}
+    assert json.loads(row["train_config"])["seed"] == 1 and row["seed"] == 1
+    assert TrialSpec.from_dict(json.loads(row["spec"])) == specs[0]  # a trial can be re-created
+    assert set(json.loads(row["package_versions"])) >= {"torch", "transformers", "peft", "adapters", "ray", "pyarrow"}
+    assert str(frame["trainable_params"].dtype) == "Int64" and str(frame["value"].dtype) == "float64"
+    assert str(frame["started_at"].dt.tz) == "UTC"
+    assert (frame["finished_at"] - frame["started_at"]).iloc[0].total_seconds() == 150
+    assert store.suites() == ["llm_adapters/math"]
+    assert len(store.read(["llm_adapters/math"])) == 6 and store.read(["other"]).empty
+
+
+def test_ok_and_failed_ids_and_the_failed_row(tmp_path):
+    store = Store(tmp_path)
+    good, bad = make_spec(seed=1), make_spec(seed=2)
+    store.write(ok_result(good))
+    store.write(failed_result(bad))
+    assert store.ok_trial_ids("llm_adapters/math") == {good.trial_id}
+    assert store.failed_trial_ids("llm_adapters/math") == {bad.trial_id}
+    rows = store.read()
+    failed = rows[rows["trial_id"] == bad.trial_id]
+    assert len(failed) == 1
+    row = failed.iloc[0]
+    assert row["status"] == "failed" and row["error"].startswith("RuntimeError: boom")
+    assert row["metric"] is None or row["metric"] != row["metric"]  # null
+    assert row["value"] != row["value"]  # NaN: no number for a failed trial
+    assert row["trainable_params"] is None or str(row["trainable_params"]) == "<NA>"
+    assert store.ok_trial_ids("unknown-suite") == set()
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    store = Store(tmp_path)
+    for seed in range(3):
+        store.write(ok_result(make_spec(seed=seed)))
+    names = [p.name for p in tmp_path.rglob("*") if p.is_file()]
+    assert names and not [n for n in names if ".tmp-" in n]
+
+
+def test_failed_write_removes_its_temporary_file(tmp_path):
+    store = Store(tmp_path)
+    spec = make_spec()
+    # A directory squatting on the final name makes os.replace fail after the temp file is written.
+    store.trial_path(spec.suite, spec.trial_id).mkdir(parents=True)
+    with pytest.raises(OSError):
+        store.write(TrialResult(spec=spec, trainable_params=1, total_params=2))
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_ok_is_never_replaced_by_failed(tmp_path):
+    store = Store(tmp_path)
+    spec = make_spec()
+    store.write(ok_result(spec, gsm=60.0))
+    store.write(failed_result(spec))
+    assert store.ok_trial_ids(spec.suite) == {spec.trial_id}
+    assert store.read()["value"].max() == 60.0
+    store.write(ok_result(spec, gsm=70.0))  # ok replaces ok
+    assert store.read()["value"].max() == 70.0
+    other = make_spec(seed=7)
+    store.write(failed_result(other))
+    store.write(ok_result(other))  # ok replaces failed
+    assert store.failed_trial_ids(spec.suite) == set()
+
+
+def test_a_file_of_an_older_schema_still_reads(tmp_path):
+    store = Store(tmp_path)
+    store.write(ok_result(make_spec()))
+    old_columns = ["schema_version", "suite", "trial_id", "model", "method", "eval_data", "metric", "value", "status"]
+    old = pa.table({"schema_version": pa.array([0], pa.int32()), "suite": ["llm_adapters/math"], "trial_id": ["old0000000000000"],
+                    "model": ["llama-7b"], "method": ["lora"], "eval_data": ["gsm8k"], "metric": ["accuracy"],
+                    "value": [37.5], "status": ["ok"]})
+    assert old.column_names == old_columns
+    pq.write_table(old, tmp_path / "llm_adapters__math" / "trials" / "old0000000000000.parquet")
+    frame = store.read()
+    assert len(frame) == 3 and list(frame.columns) == TRIAL_SCHEMA.names
+    old_row = frame[frame["trial_id"] == "old0000000000000"].iloc[0]
+    assert old_row["value"] == 37.5 and str(old_row["trainable_params"]) == "<NA>"
+    assert "old0000000000000" in store.ok_trial_ids("llm_adapters/math")
+
+
+def test_truncated_and_foreign_files_are_skipped_with_a_warning(tmp_path, caplog):
+    store = Store(tmp_path)
+    spec = make_spec()
+    good = store.write(ok_result(spec))
+    trials = good.parent
+    (trials / "truncated.parquet").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    pq.write_table(pa.table({"x": [1, 2]}), trials / "foreign.parquet")
+    with caplog.at_level(logging.WARNING, logger="benchmark.store"):
+        frame = store.read()
+    assert set(frame["trial_id"]) == {spec.trial_id}
+    assert "truncated.parquet" in caplog.text and "foreign.parquet" in caplog.text
+    assert store.ok_trial_ids(spec.suite) == {spec.trial_id}
+
+
+def test_predictions_round_trip(tmp_path):
+    store = Store(tmp_path)
+    spec = make_spec()
+    store.write(ok_result(spec))
+    preds = store.read_predictions(spec.suite, spec.trial_id, "gsm8k")
+    assert list(preds.columns) == ["id", "prompt", "output", "extracted", "gold", "correct"]
+    assert preds["id"].tolist() == ["gsm8k/0", "gsm8k/1"] and preds["correct"].tolist() == [True, False]
+    assert preds.loc[0, "output"] == "The answer is 4"
+    with pytest.raises(FileNotFoundError, match="AQuA"):
+        store.read_predictions(spec.suite, spec.trial_id, "AQuA")
+
+
+@pytest.mark.parametrize("bad", ["../escape", "/abs", "a/../b", ""])
+def test_unsafe_suite_names_are_refused(tmp_path, bad):
+    with pytest.raises(ValueError, match="suite"):
+        Store(tmp_path).trial_path(bad, "abc")
+
+
+def test_git_state_is_a_sha_or_none():
+    from benchmark.store.writer import git_state
+
+    sha, dirty = git_state()
+    assert (sha is None and dirty is None) or (len(sha) == 40 and isinstance(dirty, bool))
