@@ -38,6 +38,7 @@ class TrainConfig:
     val_set_size: int = 0
     max_train_examples: int | None = None  # cap (rehearsal); None = all
     max_steps: int | None = None  # stop after this many optimizer steps; None = epochs decide
+    gradient_checkpointing: bool = False  # the authors' LLaMA-13B runs used it (memory, not results)
     seed: int = 42
 
     def __post_init__(self):
@@ -58,6 +59,8 @@ class TrainConfig:
                "train.max_train_examples", self.max_train_examples, "null or an integer >= 1")
         _check(self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1),
                "train.max_steps", self.max_steps, "null or an integer >= 1")
+        _check(isinstance(self.gradient_checkpointing, bool), "train.gradient_checkpointing", self.gradient_checkpointing,
+               "true or false")
         _check(isinstance(self.seed, int), "train.seed", self.seed, "an integer")
 
     @property
