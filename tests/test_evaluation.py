@@ -69,7 +69,7 @@ def test_numeric_strict_prefers_the_answer_phrase():
 
 @pytest.mark.parametrize("output, expected", [
     ("Each box holds 5. The answer is C", "E"),  # "Each" gives E: the reference quirk
-    ("The answer is B", "B"),  # 'T', 'h', 'e'... no A-E before B? 'The' has no capital A-E
+    ("The answer is B", "B"),  # no capital A-E before the B
     ("Answer: (D)", "A"),  # "Answer" starts with A
     ("so it is d", ""),
     ("  C", "C"),

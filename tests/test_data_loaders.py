@@ -1,0 +1,125 @@
+"""The format loaders on the embedded files and on broken files: one-line errors naming what is wrong."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmark.data import dataset_path, load_examples, resolve_root
+from benchmark.data.check import check
+from benchmark.data.dapt_jsonl import label_set
+from benchmark.data.dapt_jsonl import load_split as load_dapt
+from benchmark.data.embedded import write_all
+from benchmark.data.example import Example
+from benchmark.data.glue_jsonl import load_split as load_glue
+from benchmark.data.llm_adapters import load_file
+from benchmark.data.squad_v1 import load_split as load_squad
+from benchmark.errors import UserError
+from benchmark.registry.catalogue import DatasetEntry
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data-root")
+    write_all(out)
+    return out
+
+
+def _entry(name="gsm8k", path="dataset/gsm8k/test.json", fmt="llm-adapters", role="eval", **kw):
+    return DatasetEntry(name=name, format=fmt, path=path, family="math", role=role,
+                        source_note="LLM-Adapters repository: dataset/gsm8k/test.json", **kw)
+
+
+def test_llm_adapters_rows_become_examples_with_ids(root):
+    examples = load_examples(_entry(), root)
+    assert len(examples) == 120 and isinstance(examples[0], Example)
+    assert examples[3].id == "gsm8k/3" and float(examples[3].answer) >= 0
+    train = load_examples(_entry("math_10k", "ft-training_set/math_10k.json", role="train"), root)
+    assert len(train) == 2000
+
+
+def test_missing_file_names_dataset_path_source_and_hint(tmp_path):
+    with pytest.raises(UserError) as err:
+        load_examples(_entry(), tmp_path)
+    msg = str(err.value)
+    assert "'gsm8k'" in msg and str(tmp_path / "dataset" / "gsm8k" / "test.json") in msg
+    assert "LLM-Adapters repository: dataset/gsm8k/test.json" in msg
+    assert "--data-dir" in msg and "PEFT_BENCH_DATA" in msg and "peft-bench data embedded --out DIR" in msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([{"instruction": "a", "input": "", "output": "b", "answer": "1"},
+      {"instruction": "a", "input": "", "answer": "1"}], ["row 1", "'output'"]),
+    ([{"instruction": "a", "input": "", "output": "b", "answer": "1"}] * 2
+     + [{"instruction": 3, "input": "", "output": "b"}], ["row 2", "'instruction'", "string"]),
+    ([{"instruction": "a", "input": "", "output": "b", "answer": 7}], ["row 0", "'answer'"]),
+    ({"instruction": "a"}, ["JSON list"]),
+    (["not a row"], ["row 0", "object"]),
+])
+def test_bad_rows_name_file_row_and_field(tmp_path, rows, expected):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(rows))
+    with pytest.raises(UserError) as err:
+        load_file(path, "bad")
+    assert str(path) in str(err.value)
+    for part in expected:
+        assert part in str(err.value)
+
+
+def test_training_rows_may_omit_answer_and_old_aqua_lists_are_read(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps([{"instruction": "a", "input": "", "output": "b"},
+                                {"instruction": "q", "input": "", "output": "o", "answer": ["C"]}]))
+    first, second = load_file(path, "t")
+    assert first.answer == "" and second.answer == "C"
+
+
+def test_invalid_json_is_a_user_error(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text("[{")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_file(path, "x")
+
+
+def test_glue_dapt_squad_split_loaders(root):
+    sst2 = load_glue(root / "glue" / "sst2", "train")
+    assert len(sst2) == 400 and sst2[0].text_pair is None and sst2[0].label in (0, 1)
+    rte = load_glue(root / "glue" / "rte", "validation")
+    assert rte[0].text_pair and rte[0].label in (0, 1)
+    assert all(e.label is None for e in load_glue(root / "glue" / "rte", "test"))
+    assert isinstance(load_glue(root / "glue" / "stsb", "train")[0].label, float)
+    chem = load_dapt(root / "dapt" / "chemprot", "dev")
+    assert len(chem) == 100 and "INHIBITOR" in label_set(chem)
+    dev = load_squad(root / "squad", "dev")
+    ex = dev[0]
+    assert len(ex.answers) == len(ex.answer_starts) == 3
+    assert all(ex.context[s:s + len(t)] == t for t, s in zip(ex.answers, ex.answer_starts))
+    with pytest.raises(UserError, match="allowed"):
+        load_glue(root / "glue" / "sst2", "dev")
+
+
+def test_load_examples_dispatches_other_formats_by_role(root):
+    glue = _entry("sst2", "glue/sst2", fmt="glue-jsonl")
+    assert len(load_examples(glue, root)) == 100  # eval -> validation
+    assert len(load_examples(_entry("sst2", "glue/sst2", fmt="glue-jsonl", role="train"), root)) == 400
+    assert len(load_examples(_entry("imdb", "dapt/imdb", fmt="dapt-jsonl"), root)) == 100
+    assert len(load_examples(_entry("squad", "squad", fmt="squad-v1"), root)) == 150
+    assert len(load_examples(_entry("one", "glue/cola/train.jsonl", fmt="glue-jsonl"), root)) == 400
+    with pytest.raises(UserError, match="'imdb'.*file not found"):
+        load_examples(_entry("imdb", "dapt/imdb", fmt="dapt-jsonl"), root / "nowhere")
+
+
+def test_embedded_entries_generate_under_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PEFT_BENCH_CACHE", str(tmp_path / "cache"))
+    entry = _entry("emb-gsm8k", embedded=True)
+    assert dataset_path(entry, "/ignored", generate=False) == tmp_path / "cache" / "embedded-data" / "dataset/gsm8k/test.json"
+    assert len(load_examples(entry, Path("/ignored"))) == 120
+    assert (resolve_root(entry, None) / ".generator-version").is_file()
+
+
+def test_check_reports_counts_and_errors(root, tmp_path):
+    rows = check([_entry(), _entry("boolq", "dataset/boolq/test.json")], root)
+    assert [r["n_examples"] for r in rows] == [120, 120] and rows[0]["path"].endswith("dataset/gsm8k/test.json")
+    missing = check([_entry()], tmp_path)[0]
+    assert "n_examples" not in missing and "file not found" in missing["error"]
