@@ -122,7 +122,7 @@ def parse_datasets(raw: dict, file: Path) -> dict[str, DatasetEntry]:
         answer = body.get("answer")
         if answer not in (None, "number", "letter", "choice", "label", "span"):
             raise _entry_error(file, f"{where}.answer", f"got {answer!r}; allowed: number, letter, choice, label, span")
-        raw_labels = body.get("labels", ()) or ()
+        raw_labels = body.get("labels") or []
         if not isinstance(raw_labels, list) or not all(isinstance(x, str) for x in raw_labels):
             raise _entry_error(file, f"{where}.labels", f"got {raw_labels!r}; allowed: a list of strings "
                                "(quote words YAML reads as booleans or numbers, e.g. \"true\")")

@@ -1,0 +1,38 @@
+"""DAPT-style jsonl (Gururangan et al. 2020): <task>/{train,dev,test}.jsonl, rows {text, label}
+with string labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.data.glue_jsonl import ClassificationExample, read_jsonl
+from benchmark.errors import UserError
+
+SPLITS = ("train", "dev", "test")
+
+
+def split_path(root: Path, split: str) -> Path:
+    if split not in SPLITS:
+        raise UserError(f"DAPT split {split!r}; allowed: {', '.join(SPLITS)}")
+    return Path(root) / f"{split}.jsonl"
+
+
+def load_file(path: Path) -> list[ClassificationExample]:
+    out = []
+    for i, row in enumerate(read_jsonl(path)):
+        for key in ("text", "label"):
+            if key not in row:
+                raise UserError(f"{path}: row {i}: missing field {key!r} (required: text, label)")
+        out.append(ClassificationExample(id=str(row.get("id", i)), text=str(row["text"]), text_pair=None,
+                                         label=str(row["label"])))
+    return out
+
+
+def load_split(root: Path, split: str) -> list[ClassificationExample]:
+    """<root>/<split>.jsonl, where root is a task folder such as dapt/chemprot."""
+    return load_file(split_path(root, split))
+
+
+def label_set(examples: list[ClassificationExample]) -> list[str]:
+    """The distinct labels, sorted: a stable label -> index mapping for a classifier head."""
+    return sorted({str(e.label) for e in examples})

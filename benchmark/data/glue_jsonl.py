@@ -1,0 +1,71 @@
+"""GLUE-style jsonl: <task>/{train,validation,test}.jsonl with the HF nyu-mll/glue field names
+(sentence, or sentence1/sentence2 (also question/premise/hypothesis pairs), label, idx)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.errors import UserError
+
+SPLITS = ("train", "validation", "test")
+# (first text field, second text field or None), tried in order: the GLUE configs' names
+TEXT_FIELDS = (("sentence1", "sentence2"), ("question1", "question2"), ("premise", "hypothesis"),
+               ("question", "sentence"), ("sentence", None), ("text", None))
+
+
+@dataclass(frozen=True)
+class ClassificationExample:
+    id: str
+    text: str
+    text_pair: str | None
+    label: int | float | str | None  # None where the split hides its labels (GLUE test: -1)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"file not found: {path}")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: line {n}: not valid JSON: {exc}") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}: line {n}: expected an object, got {type(row).__name__}")
+        rows.append(row)
+    return rows
+
+
+def row_to_example(row: dict, fallback_id: str, where: str) -> ClassificationExample:
+    for first, second in TEXT_FIELDS:
+        if first in row and (second is None or second in row):
+            break
+    else:
+        raise UserError(f"{where}: no text field; allowed: {', '.join(f for pair in TEXT_FIELDS for f in pair if f)}")
+    if "label" not in row:
+        raise UserError(f"{where}: missing field 'label'")
+    label = row["label"]
+    if label == -1:
+        label = None
+    return ClassificationExample(id=str(row.get("idx", fallback_id)), text=str(row[first]),
+                                 text_pair=str(row[second]) if second else None, label=label)
+
+
+def split_path(root: Path, split: str) -> Path:
+    if split not in SPLITS:
+        raise UserError(f"GLUE split {split!r}; allowed: {', '.join(SPLITS)}")
+    return Path(root) / f"{split}.jsonl"
+
+
+def load_file(path: Path) -> list[ClassificationExample]:
+    return [row_to_example(row, str(i), f"{path}: row {i}") for i, row in enumerate(read_jsonl(path))]
+
+
+def load_split(root: Path, split: str) -> list[ClassificationExample]:
+    """<root>/<split>.jsonl, where root is a task folder such as glue/sst2."""
+    return load_file(split_path(root, split))

@@ -1,0 +1,62 @@
+"""The LLM-Adapters format: a JSON list of {instruction, input, output, answer} rows.
+
+Layout as in the AGI-Edgerunners/LLM-Adapters repository: ft-training_set/<name>.json for
+training, dataset/<name>/test.json for evaluation. Training files may lack `answer`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmark.data.example import Example
+from benchmark.errors import UserError
+
+REQUIRED = ("instruction", "input", "output")
+HINT = "(set --data-dir or PEFT_BENCH_DATA; `peft-bench data embedded --out DIR` writes an embedded stand-in)"
+
+
+def missing_file_error(dataset: str, path: Path, source_note: str = "") -> UserError:
+    note = f"; source: {source_note}" if source_note else ""
+    return UserError(f"dataset {dataset!r}: file not found: {path}{note} {HINT}")
+
+
+def _answer(value, path: Path, row: int):
+    if value is None:
+        return ""
+    # Older copies of AQuA/test.json store the letter as a one-element list (["C"]).
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        return value[0]
+    if not isinstance(value, str):
+        raise UserError(f"{path}: row {row}: field 'answer' must be a string, got {type(value).__name__}")
+    return value
+
+
+def parse_rows(rows, path: Path, dataset: str) -> list[Example]:
+    if not isinstance(rows, list):
+        raise UserError(f"{path}: expected a JSON list of {{instruction, input, output, answer}} rows, "
+                        f"got {type(rows).__name__}")
+    examples = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise UserError(f"{path}: row {i}: expected an object, got {type(row).__name__}")
+        for key in REQUIRED:
+            if key not in row:
+                raise UserError(f"{path}: row {i}: missing field {key!r} (required: {', '.join(REQUIRED)}, answer)")
+            if not isinstance(row[key], str):
+                raise UserError(f"{path}: row {i}: field {key!r} must be a string, got {type(row[key]).__name__}")
+        examples.append(Example(id=f"{dataset}/{i}", instruction=row["instruction"], input=row["input"],
+                                output=row["output"], answer=_answer(row.get("answer"), path, i)))
+    return examples
+
+
+def load_file(path: Path, dataset: str, source_note: str = "") -> list[Example]:
+    """Every row of one LLM-Adapters JSON file; UserError naming file, row and field on bad input."""
+    path = Path(path)
+    if not path.is_file():
+        raise missing_file_error(dataset, path, source_note)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON: {exc}") from None
+    return parse_rows(rows, path, dataset)

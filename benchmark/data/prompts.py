@@ -1,0 +1,76 @@
+"""The LLM-Adapters prompt templates and training tokenisation, exactly as the reference has them.
+
+Training (finetune.py) and evaluation (evaluate.py, commonsense_evaluate.py) use different
+templates: the training header without input ends with two spaces and its blank lines hold 16
+spaces; the evaluation header ends with one space and its blank lines are empty. Models trained
+with one and evaluated with the other is the published protocol, so both are kept verbatim.
+"""
+
+from __future__ import annotations
+
+from benchmark.data.example import Example
+
+_INDENT = " " * 16
+
+TRAIN_NO_INPUT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request.  \n\n"
+    f"{_INDENT}### Instruction:\n{_INDENT}{{instruction}}\n{_INDENT}\n{_INDENT}### Response:\n{_INDENT}{{output}}"
+)
+TRAIN_WITH_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request. \n\n"
+    f"{_INDENT}### Instruction:\n{_INDENT}{{instruction}}\n{_INDENT}\n"
+    f"{_INDENT}### Input:\n{_INDENT}{{input}}\n{_INDENT}\n{_INDENT}### Response:\n{_INDENT}{{output}}"
+)
+EVAL_NO_INPUT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request. \n\n"
+    f"{_INDENT}### Instruction:\n{_INDENT}{{instruction}}\n\n{_INDENT}### Response:\n{_INDENT}"
+)
+EVAL_WITH_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    f"{_INDENT}### Instruction:\n{_INDENT}{{instruction}}\n\n"
+    f"{_INDENT}### Input:\n{_INDENT}{{input}}\n\n{_INDENT}### Response:\n{_INDENT}"
+)
+
+RESPONSE_MARKER = "### Response:"
+
+
+def train_prompt(ex: Example, with_output: bool = True) -> str:
+    """finetune.py's generate_prompt; with_output=False gives the user prompt used for masking."""
+    template = TRAIN_WITH_INPUT if ex.input else TRAIN_NO_INPUT
+    return template.format(instruction=ex.instruction, input=ex.input, output=ex.output if with_output else "")
+
+
+def eval_prompt(ex: Example) -> str:
+    """evaluate.py / commonsense_evaluate.py's generate_prompt (no output)."""
+    template = EVAL_WITH_INPUT if ex.input else EVAL_NO_INPUT
+    return template.format(instruction=ex.instruction, input=ex.input)
+
+
+def response_text(decoded: str) -> str:
+    """The text after the first '### Response:', stripped (both evaluation scripts)."""
+    parts = decoded.split(RESPONSE_MARKER, 1)
+    return (parts[1] if len(parts) > 1 else parts[0]).strip()
+
+
+def _tokenize(tokenizer, text: str, cutoff_len: int, add_eos: bool) -> list[int]:
+    ids = tokenizer(text, truncation=True, max_length=cutoff_len, padding=False)["input_ids"]
+    ids = list(ids)
+    # finetune.py: EOS only when the last token is not EOS and the sequence was not truncated.
+    if add_eos and (not ids or ids[-1] != tokenizer.eos_token_id) and len(ids) < cutoff_len:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def tokenize_for_training(tokenizer, ex: Example, cutoff_len: int, train_on_inputs: bool) -> dict:
+    """input_ids and labels for one example; labels = input_ids, prompt masked with -100 unless train_on_inputs."""
+    input_ids = _tokenize(tokenizer, train_prompt(ex), cutoff_len, add_eos=True)
+    labels = list(input_ids)
+    if not train_on_inputs:
+        prompt_len = len(_tokenize(tokenizer, train_prompt(ex, with_output=False), cutoff_len, add_eos=False))
+        # min(): a subword merge across the prompt/output boundary can make the prompt alone one
+        # token longer than its share of the full text; labels must stay as long as input_ids.
+        prompt_len = min(prompt_len, len(input_ids))
+        labels = [-100] * prompt_len + labels[prompt_len:]
+    return {"input_ids": input_ids, "labels": labels}

@@ -1,0 +1,68 @@
+"""SQuAD v1.1 JSON: {"version", "data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}.
+
+Files: <root>/train-v1.1.json and <root>/dev-v1.1.json (the official names).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.errors import UserError
+
+SPLIT_FILES = {"train": "train-v1.1.json", "dev": "dev-v1.1.json", "validation": "dev-v1.1.json"}
+
+
+@dataclass(frozen=True)
+class SquadExample:
+    id: str
+    question: str
+    context: str
+    answers: tuple[str, ...]  # every annotator's text (dev has several); scoring takes the max
+    answer_starts: tuple[int, ...]  # character offsets into context, one per answer
+    title: str = ""
+
+
+def parse(raw: dict, where: str) -> list[SquadExample]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("data"), list):
+        raise UserError(f"{where}: expected SQuAD v1.1 JSON with a 'data' list")
+    out = []
+    for a, article in enumerate(raw["data"]):
+        for p, para in enumerate(article.get("paragraphs", [])):
+            context = para.get("context")
+            if not isinstance(context, str):
+                raise UserError(f"{where}: data[{a}].paragraphs[{p}]: missing string field 'context'")
+            for q, qa in enumerate(para.get("qas", [])):
+                at = f"{where}: data[{a}].paragraphs[{p}].qas[{q}]"
+                try:
+                    answers = tuple(str(x["text"]) for x in qa["answers"])
+                    starts = tuple(int(x["answer_start"]) for x in qa["answers"])
+                    out.append(SquadExample(id=str(qa["id"]), question=str(qa["question"]), context=context,
+                                            answers=answers, answer_starts=starts, title=str(article.get("title", ""))))
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise UserError(f"{at}: malformed question ({type(exc).__name__}: {exc}); "
+                                    "required: id, question, answers[{text, answer_start}]") from None
+    return out
+
+
+def split_path(root: Path, split: str) -> Path:
+    if split not in SPLIT_FILES:
+        raise UserError(f"SQuAD split {split!r}; allowed: {', '.join(SPLIT_FILES)}")
+    return Path(root) / SPLIT_FILES[split]
+
+
+def load_file(path: Path) -> list[SquadExample]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"file not found: {path}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON: {exc}") from None
+    return parse(raw, str(path))
+
+
+def load_split(root: Path, split: str) -> list[SquadExample]:
+    """<root>/{train,dev}-v1.1.json, where root is the folder holding the official files."""
+    return load_file(split_path(root, split))
