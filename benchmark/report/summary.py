@@ -20,6 +20,10 @@ def _text(value) -> str | None:
     return None if is_null(value) else str(value)
 
 
+def _flag(value) -> bool:
+    return False if is_null(value) else bool(value)
+
+
 def _seconds(value) -> float:
     return 0.0 if is_null(value) else float(value)
 
@@ -31,7 +35,7 @@ def run_summary(suites: list[str], trials: list[Trial]) -> list[tuple[str, str]]
         versions.setdefault(trial.suite, set()).add(_text(trial.meta.get("suite_version")) or "?")
     ok = sum(1 for t in trials if t.status == "ok")
     hours = sum(_seconds(t.meta.get("train_seconds")) + _seconds(t.meta.get("eval_seconds")) for t in trials) / 3600
-    shas = sorted({f"{sha}{' (dirty)' if t.meta.get('git_dirty') is True else ''}"
+    shas = sorted({f"{sha}{' (dirty)' if _flag(t.meta.get('git_dirty')) else ''}"
                    for t in trials if (sha := _text(t.meta.get("git_sha")))})
     packages = sorted({", ".join(f"{k} {v}" for k, v in sorted(json.loads(p).items()) if v)
                        for t in trials if (p := _text(t.meta.get("package_versions")))})
