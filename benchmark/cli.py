@@ -109,11 +109,18 @@ def cmd_status(args) -> int:
 
 def cmd_data(args) -> int:
     if args.data_command == "embedded":
-        from benchmark.data.embedded import write_all
+        from benchmark.data.embedded import counts, ensure, write_all
+        from benchmark.paths import embedded_data_dir
 
-        counts = write_all(Path(args.out))
-        for file, n in sorted(counts.items()):
-            print(f"{n:6d}  {Path(args.out) / file}")
+        if args.out is None:  # the folder `embedded:` datasets are read from; written once per generator version
+            out = ensure(embedded_data_dir())
+            written = counts()
+        else:
+            out = Path(args.out)
+            written = write_all(out)
+        for file, n in sorted(written.items()):
+            print(f"{n:6d}  {out / file}")
+        print(f"{len(written)} files in {out}")
         return 0
     from benchmark.data.check import check
     from benchmark.paths import data_dir
@@ -196,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="embedded data, dataset checks")
     data_sub = p.add_subparsers(dest="data_command", required=True)
     q = data_sub.add_parser("embedded", help="write the embedded tasks in the real formats")
-    q.add_argument("--out", required=True)
+    q.add_argument("--out", default=None, help="default: the cache folder embedded datasets are read from "
+                   "($PEFT_BENCH_CACHE/embedded-data)")
     q = data_sub.add_parser("check", help="load every dataset a suite needs and count its examples")
     suite_args(q, filters=False)
     q.add_argument("--data-dir", default=None)

@@ -5,6 +5,9 @@ query_key_value/dense_h_to_4h/... for BLOOM, q_proj/out_proj/fc_in/fc_out for GP
 method's default target modules apply unchanged. They are small enough to train a few hundred
 steps on a laptop CPU in seconds and large enough to learn the embedded synthetic tasks.
 
+The causal models are then pretrained briefly on plain embedded text (models/pretrain.py says
+why and on what), so parameter-efficient methods have a base model worth adapting.
+
 `ensure(name)` builds a model once with a fixed seed and saves it with `save_pretrained`
 (safetensors) plus its tokenizer under `$PEFT_BENCH_CACHE/zoo/<name>/`; after that it loads
 exactly like a user's local checkpoint. The directory is stamped with the zoo version, the
@@ -13,14 +16,16 @@ config and the tokenizer's stamp, so changing any of them rebuilds it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from benchmark.errors import UserError, did_you_mean
 from benchmark.models import tokenizer as embedded_tokenizer
 from benchmark.models.atomic import build_once
+from benchmark.models.pretrain import SETTINGS as PRETRAIN_SETTINGS
 from benchmark.models.tokenizer import BOS_ID, CAUSAL_PAD_ID, CLS_ID, ENCODER_PAD_ID, EOS_ID, SEP_ID
 
-ZOO_VERSION = 1
+ZOO_VERSION = 2
 SEED = 1234
 HIDDEN, LAYERS, HEADS, INTERMEDIATE, MAX_POSITIONS = 128, 2, 4, 256, 512
 
@@ -85,6 +90,14 @@ def build(name: str, out_dir: Path) -> None:
         torch.manual_seed(SEED)
         model = _model_class(head).from_config(config, dtype=torch.float32)
     if head == "causal-lm":
+        from benchmark.data.embedded import pretraining_documents
+        from benchmark.models.pretrain import pretrain_causal
+
+        with torch.random.fork_rng(devices=[]):
+            stats = pretrain_causal(model, tok, pretraining_documents())
+        (out_dir / "pretraining.json").write_text(json.dumps(
+            {"settings": PRETRAIN_SETTINGS, "documents": len(pretraining_documents()), "steps": stats.steps,
+             "final_loss": stats.final_loss, "loss_history": stats.loss_history, "seconds": stats.seconds}, indent=1))
         model.generation_config.bos_token_id = BOS_ID
         model.generation_config.eos_token_id = EOS_ID
         model.generation_config.pad_token_id = CAUSAL_PAD_ID
@@ -94,8 +107,13 @@ def build(name: str, out_dir: Path) -> None:
 
 def stamp(name: str) -> dict:
     model_type, variant, head, fields = _spec(name)
-    return {"zoo_version": ZOO_VERSION, "seed": SEED, "model_type": model_type, "head": head,
-            "tokenizer_variant": variant, "config": fields, "tokenizer": embedded_tokenizer.stamp()}
+    out = {"zoo_version": ZOO_VERSION, "seed": SEED, "model_type": model_type, "head": head,
+           "tokenizer_variant": variant, "config": fields, "tokenizer": embedded_tokenizer.stamp()}
+    if head == "causal-lm":
+        from benchmark.data.embedded import GENERATOR_VERSION
+
+        out["pretraining"] = {**PRETRAIN_SETTINGS, "generator_version": GENERATOR_VERSION}
+    return out
 
 
 def ensure(name: str) -> Path:

@@ -14,6 +14,11 @@ from matplotlib.figure import Figure
 from benchmark.report.tables import Table
 
 
+def _short(label: str, limit: int = 28) -> str:
+    """A marker's label: the method with its arguments when short, else the method name alone (the table has the rest)."""
+    return label if len(label) <= limit else label.split(" (", 1)[0]
+
+
 def plot_family(table: Table, path: Path) -> bool:
     """Write the PNG; False (no file) when no row has both an average and a parameter count."""
     points = [row for row in table.rows if row.average is not None and row.trainable_params]
@@ -29,13 +34,13 @@ def plot_family(table: Table, path: Path) -> bool:
         axes.scatter([r.trainable_params for r in rows], [r.average for r in rows], marker=markers[i % len(markers)],
                      s=45, label=model)
         for row in rows:
-            axes.annotate(row.method_label, (row.trainable_params, row.average), textcoords="offset points",
+            axes.annotate(_short(row.method_label), (row.trainable_params, row.average), textcoords="offset points",
                           xytext=(5, 4), fontsize=8)
     axes.set_xscale("log")
     axes.set_xlabel("trainable parameters (log scale)")
     axes.set_ylabel("average score (%)")
     axes.set_title(f"{table.family}: average score vs trainable parameters")
-    axes.grid(True, which="both", alpha=0.3)
+    axes.grid(True, which="major", alpha=0.3)
     axes.legend(fontsize=8, title="model")
     figure.tight_layout()
     figure.savefig(path, format="png")

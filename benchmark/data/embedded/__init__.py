@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from benchmark.data.embedded import classification_tasks, commonsense_tasks, math_tasks, squad_tasks
-from benchmark.data.embedded.common import GENERATOR_VERSION
+from benchmark.data.embedded.common import GENERATOR_VERSION, rng_for
 
-__all__ = ["GENERATOR_VERSION", "write_all", "ensure", "corpus", "generate_all"]
+__all__ = ["GENERATOR_VERSION", "write_all", "counts", "ensure", "pretraining_documents", "corpus", "generate_all"]
 
 STAMP = ".generator-version"
 
@@ -46,6 +46,11 @@ def _serialise(path: str, content) -> str:
     if path.startswith("squad/"):
         return json.dumps(content, ensure_ascii=False)  # the official files are one compact line
     return json.dumps(content, ensure_ascii=False, indent=4) + "\n"  # as in the LLM-Adapters repository
+
+
+def counts() -> dict[str, int]:
+    """relative path -> item count of every embedded file."""
+    return {rel: _count(content) for rel, content in generate_all().items()}
 
 
 def write_all(out_dir: Path) -> dict[str, int]:
@@ -98,6 +103,25 @@ def ensure(out_dir: Path) -> Path:
         raise RuntimeError(f"could not install embedded data at {out_dir}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+PRETRAIN_MATH, PRETRAIN_MATH_CHOICE, PRETRAIN_PER_COMMONSENSE_FORMAT = 2400, 400, 400
+
+
+@functools.lru_cache(maxsize=1)
+def pretraining_documents() -> tuple[str, ...]:
+    """The plain text the zoo's causal models are pretrained on, standing in for the web text a real
+    base model has read: fresh word problems with their worked answers and fresh commonsense items
+    with their answers, drawn from seeds of their own and disjoint from every test and training
+    instruction, written as "question\nanswer" without the LLM-Adapters prompt template (fine-tuning
+    still has to teach the template and the answer format). Fixed order, deterministic."""
+    used = {row["instruction"] for rel, content in generate_all().items()
+            if rel.startswith(("dataset/", "ft-training_set/")) for row in content}
+    rows = (math_tasks.pretraining_rows(PRETRAIN_MATH, PRETRAIN_MATH_CHOICE, used)
+            + commonsense_tasks.pretraining_rows(PRETRAIN_PER_COMMONSENSE_FORMAT, used))
+    docs = [f"{row['instruction']}\n{row['output']}" for row in rows]
+    rng_for("pretrain-order").shuffle(docs)
+    return tuple(docs)
 
 
 def _prompt_words() -> Iterator[str]:

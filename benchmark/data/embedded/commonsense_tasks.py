@@ -168,3 +168,8 @@ def generate() -> dict[str, list[dict]]:
     rng_for("commonsense:train-order").shuffle(train)
     files["ft-training_set/commonsense_170k.json"] = train
     return files
+
+
+def pretraining_rows(per_format: int, used: set[str]) -> list[dict]:
+    """Fresh items of every format for the zoo's pretraining text, disjoint from `used`."""
+    return [row for name in FORMATS for row in _format_set(name, "pretrain", per_format, used, balanced=False)]

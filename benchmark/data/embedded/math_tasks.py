@@ -165,3 +165,10 @@ def generate() -> dict[str, list[dict]]:
     rng_for("math:math_10k-order").shuffle(train)
     files["ft-training_set/math_10k.json"] = train
     return files
+
+
+def pretraining_rows(n_numeric: int, n_choice: int, used: set[str]) -> list[dict]:
+    """Fresh problems for the zoo's pretraining text, from seeds of their own; `used` keeps them
+    disjoint from every test and training instruction."""
+    every = tuple(TEMPLATES)
+    return _numeric_set("pretrain", every, n_numeric, used) + _choice_set("pretrain-choice", n_choice, used, balanced=False)
