@@ -111,3 +111,13 @@ def test_rows_split_by_differing_train_settings(tmp_path):
         store.write(ok(s, {"gsm8k": 10.0 if lr < 2e-4 else 20.0}))
     html = build(["hp"], tmp_path / "results", tmp_path / "out").read_text()
     assert "m / lora (r=8) [learning_rate=0.0001]" in html and "m / lora (r=8) [learning_rate=0.0003]" in html
+
+
+def test_chance_level_comes_from_the_catalogue_answer_options():
+    from benchmark.report.tables import chance_level
+
+    assert chance_level("emb-boolq") == 50.0  # true / false
+    assert chance_level("emb-hellaswag") == 25.0  # ending1..4
+    assert chance_level("emb-AQuA") == 20.0  # A-E
+    assert chance_level("emb-gsm8k") == 0.0  # an open number
+    assert chance_level("no-such-dataset") is None

@@ -146,12 +146,12 @@ def parse_datasets(raw: dict, file: Path) -> dict[str, DatasetEntry]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _models_cached(file: str) -> dict[str, ModelEntry]:
     return parse_models(load_yaml(Path(file)), Path(file))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _datasets_cached(file: str) -> dict[str, DatasetEntry]:
     return parse_datasets(load_yaml(Path(file)), Path(file))
 

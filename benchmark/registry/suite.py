@@ -193,7 +193,7 @@ def parse_suite(file: Path) -> Suite:
 
 def _check_when(when: dict, grid: dict, file: Path, where: str) -> None:
     """`when` keys are setting paths or grid axis names; values a scalar or a list of alternatives."""
-    for key, value in when.items():
+    for key in when:
         if key in grid:
             continue
         head = str(key).partition(".")[0]

@@ -36,6 +36,9 @@ def plot_family(table: Table, path: Path) -> bool:
         for row in rows:
             axes.annotate(_short(row.method_label), (row.trainable_params, row.average), textcoords="offset points",
                           xytext=(5, 4), fontsize=8)
+    for reference in table.reference:
+        if reference.average is not None:
+            axes.axhline(reference.average, linestyle="--", color="grey", linewidth=1, label=reference.method_label)
     axes.set_xscale("log")
     axes.set_xlabel("trainable parameters (log scale)")
     axes.set_ylabel("average score (%)")

@@ -47,6 +47,35 @@ class Table:
     columns: list[str]
     rows: list[Row]
     protocols: list[str] = field(default_factory=list)
+    reference: list[Row] = field(default_factory=list)  # rows that are not runs: the chance level
+
+
+CHANCE_LABEL = "chance (uniform guess over the answer options)"
+LETTER_OPTIONS = 5  # AQuA: A-E
+
+
+def chance_level(dataset: str) -> float | None:
+    """Accuracy (%) of a uniform guess among the dataset's answer options: 1/k for choice and letter
+    answers, 0 for open numeric answers; None when the catalogue does not say (unknown dataset or metric)."""
+    from benchmark.registry import catalogue
+
+    entry = catalogue.datasets().get(dataset)
+    if entry is None or entry.metric != "accuracy":
+        return None
+    if entry.answer == "choice" and entry.labels:
+        return 100.0 / len(entry.labels)
+    return {"letter": 100.0 / LETTER_OPTIONS, "number": 0.0}.get(entry.answer)
+
+
+def _chance_row(columns: list[tuple[str, str | None]]) -> Row | None:
+    levels = [chance_level(d) if m in (None, "accuracy") else None for d, m in columns]
+    if all(v is None for v in levels):
+        return None
+    known = [v for v in levels if v is not None]
+    average = statistics.fmean(known) if len(known) == len(levels) else None
+    cells = [Cell(f"{v:.1f}", v) if v is not None else Cell(UNKNOWN) for v in levels]
+    cells += [Cell(f"{average:.1f}", average) if average is not None else Cell(UNKNOWN), Cell("-")]
+    return Row(label=CHANCE_LABEL, model="", method_label="chance", cells=cells, average=average, trainable_params=None)
 
 
 @dataclass
@@ -203,8 +232,9 @@ def _family_table(family: str, columns: list[tuple[str, str | None]], trials: li
                         average=average.value, trainable_params=params.trainable_params))
     _mark_best(rows, len(columns) + 1)
     protocols = sorted({str(t.label_parts["shared"].get("protocol")) for ts in by_row.values() for t in ts})
+    chance = _chance_row(columns)
     return Table(family=family, columns=[*(_column_label(d, m, columns) for d, m in columns), "Average", "Trainable params"],
-                 rows=rows, protocols=protocols)
+                 rows=rows, protocols=protocols, reference=[chance] if chance else [])
 
 
 def _average_cell(columns, ok: list[Trial], row_trials: list[Trial], cells: list[Cell]) -> Cell:
@@ -231,7 +261,7 @@ def _mark_best(rows: list[Row], n_value_columns: int) -> None:
 
 def table_frame(table: Table) -> pd.DataFrame:
     """The table as displayed (strings), for CSV export."""
-    return pd.DataFrame([[row.label, *(c.text for c in row.cells)] for row in table.rows],
+    return pd.DataFrame([[row.label, *(c.text for c in row.cells)] for row in [*table.rows, *table.reference]],
                         columns=["Model / method", *table.columns])
 
 
@@ -241,7 +271,7 @@ def table_markdown(table: Table) -> str:
 
     header = ["Model / method", *table.columns]
     lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
-    for row in table.rows:
+    for row in [*table.rows, *table.reference]:
         cells = [f"**{esc(c.text)}**" if c.best else esc(c.text) for c in row.cells]
         lines.append("| " + " | ".join([esc(row.label), *cells]) + " |")
     return "\n".join(lines) + "\n"
