@@ -1,7 +1,10 @@
 """The fixed small vocabulary every embedded task is built from.
 
-Labels follow from simple lexical cues in these tables (a noun's category, a tool's use, a
-feeling's remedy), so a tiny transformer can learn them in a few hundred steps and beat chance.
+Labels follow from lexical facts in these tables (a noun's category, a tool's use, a feeling's
+remedy). Arithmetic is learnable by the tiny models in the demo's budget; the commonsense labels are
+not yet: each is a closed-book interaction between two words (is *this* noun in *that* category),
+which a 2-layer model only learns after a long plateau (measured: boolq alone, batch 16, lr 2e-3,
+loss stuck at ln 2 for ~1,400 steps, then 78% on the test items at 2,500 steps).
 Names avoid the capitals A-E: the reference AQuA rule takes the first A-E letter of the output,
 and a rationale mentioning "Ben" would otherwise answer "B".
 """
