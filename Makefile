@@ -43,10 +43,20 @@ test-all: venv browser
 lint: venv
 	$(BIN)/ruff check benchmark tests
 
+# The LLM-Adapters study: the math and commonsense tables, the placement and hyper-parameter
+# ablations, then one report over all four (EMBEDDED=1 rehearses it on the embedded twins).
+# A failed run does not stop the others; the target still fails at the end if any run did.
+LLM_ADAPTERS_SUITES := llm_adapters/math llm_adapters/commonsense llm_adapters/placement llm_adapters/hparams
+
 reproduce-llm-adapters: venv
-	$(BIN)/peft-bench run llm_adapters/math $(if $(EMBEDDED),--embedded) --results $(RESULTS) || true
-	$(BIN)/peft-bench run llm_adapters/commonsense $(if $(EMBEDDED),--embedded) --results $(RESULTS) || true
-	$(BIN)/peft-bench report llm_adapters/math llm_adapters/commonsense $(if $(EMBEDDED),--embedded) --results $(RESULTS) --out $(REPORTS) --name llm_adapters$(if $(EMBEDDED),-embedded)
+	@failed=""; \
+	for suite in $(LLM_ADAPTERS_SUITES); do \
+	  echo "$(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded )--results $(RESULTS)"; \
+	  $(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded) --results $(RESULTS) || failed="$$failed $$suite"; \
+	done; \
+	echo "$(BIN)/peft-bench report $(LLM_ADAPTERS_SUITES) $(if $(EMBEDDED),--embedded )--results $(RESULTS) --out $(REPORTS) --name llm_adapters$(if $(EMBEDDED),-embedded)"; \
+	$(BIN)/peft-bench report $(LLM_ADAPTERS_SUITES) $(if $(EMBEDDED),--embedded) --results $(RESULTS) --out $(REPORTS) --name llm_adapters$(if $(EMBEDDED),-embedded) || failed="$$failed report"; \
+	if [ -n "$$failed" ]; then echo "reproduce-llm-adapters: failed:$$failed" >&2; exit 1; fi
 
 report: venv
 	$(BIN)/peft-bench report smoke --results $(RESULTS) --out $(REPORTS)

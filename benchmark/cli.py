@@ -54,12 +54,13 @@ def cmd_plan(args) -> int:
     if args.json:
         print(json.dumps([s.to_dict() for s in specs], indent=1, default=str))
         return 0
-    rows = [{"trial_id": s.trial_id, "model": s.model, "method": s.method,
+    # cell: the grid coordinates (axis values or their labels), the names --filter AXIS=VALUE takes.
+    rows = [{"trial_id": s.trial_id, "cell": "/".join(map(str, s.cell.values())) or "-", "model": s.model, "method": s.method,
              "args": ",".join(f"{k}={v}" for k, v in sorted(s.method_args.items())) or "-",
              "train": s.train_data, "eval": ",".join(s.eval_data), "lr": f"{s.train.learning_rate:g}",
              "epochs": f"{s.train.epochs:g}", "batch": f"{s.train.batch_size}/{s.train.micro_batch_size}",
              "cpus": f"{s.resources.cpus:g}", "gpus": f"{s.resources.gpus:g}"} for s in specs]
-    _print_table(rows, ["trial_id", "model", "method", "args", "train", "eval", "lr", "epochs", "batch", "cpus", "gpus"])
+    _print_table(rows, ["trial_id", "cell", "model", "method", "args", "train", "eval", "lr", "epochs", "batch", "cpus", "gpus"])
     print(f"{len(specs)} trials in {specs[0].suite if specs else suite.name} v{suite.version}")
     return 0
 

@@ -1,4 +1,4 @@
-"""Methods: registry, injection on tiny LLaMA/BLOOM/GPT-J, bottleneck numerics, validation, published counts."""
+"""Methods: registry, injection on tiny LLaMA/BLOOM/GPT-J, bottleneck/DoRA/IA3/prompt semantics, validation, counts."""
 
 import os
 import subprocess
@@ -17,10 +17,10 @@ from benchmark.methods.bottleneck import Config as BottleneckConfig
 from benchmark.methods.family import family_of
 
 FAMILIES = ("llama", "bloom", "gptj")
-METHODS = ("full", "lora", "prefix", "series", "adapterp", "parallel")
-# What a trainable parameter's name must contain, per method.
-TRAINABLE_MARK = {"lora": "lora_", "prefix": "prompt_encoder", "series": "adapter_", "adapterp": "adapter_",
-                  "parallel": "adapter_"}
+METHODS = ("full", "lora", "dora", "prefix", "prompt", "ia3", "series", "adapterp", "parallel")
+# What a trainable parameter's name must contain, per method (dora trains lora_A/B and lora_magnitude_vector).
+TRAINABLE_MARK = {"lora": "lora_", "dora": "lora_", "prefix": "prompt_encoder", "prompt": "prompt_encoder",
+                  "ia3": "ia3_l", "series": "adapter_", "adapterp": "adapter_", "parallel": "adapter_"}
 
 
 def tiny_config(family: str):
@@ -140,6 +140,95 @@ def test_prefix_changes_the_output():
             assert not torch.allclose(model(input_ids=ids).logits, plain, atol=1e-3), family
 
 
+# ---- dora, prompt, ia3 semantics ----
+
+def _logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+
+
+def _sgd_step(model, ids):
+    model.train()
+    model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p -= 0.1 * p.grad
+    model.eval()
+
+
+def test_dora_adds_trained_magnitude_vectors_and_starts_at_the_base_model():
+    ids = torch.tensor([[5, 6, 7, 8]])
+    plain = _logits(tiny_model("llama").eval(), ids)
+    model = injected("llama", "dora").eval()
+    layers = model.base_model.model.model.layers
+    magnitudes = {}
+    for i, layer in enumerate(layers):
+        for name in ("q_proj", "v_proj"):  # lora's default targets
+            module = getattr(layer.self_attn, name)
+            m = module.lora_magnitude_vector["default"].weight
+            assert m.requires_grad and m.shape == (module.out_features,)
+            # B = 0 at init, so the magnitude is the row norm of the frozen weight
+            torch.testing.assert_close(m, module.base_layer.weight.norm(dim=1))
+            magnitudes[(i, name)] = m.detach().clone()
+        assert not hasattr(layer.self_attn.k_proj, "lora_magnitude_vector")
+    torch.testing.assert_close(_logits(model, ids), plain, atol=1e-5, rtol=1e-5)  # m * W / ||W|| = W
+    _sgd_step(model, ids)
+    assert any(not torch.equal(getattr(layers[i].self_attn, n).lora_magnitude_vector["default"].weight, m)
+               for (i, n), m in magnitudes.items())
+    assert not torch.allclose(_logits(model, ids), plain, atol=1e-5)
+    lora_trainable = methods.count_parameters(injected("llama", "lora"))[0]
+    assert methods.count_parameters(model)[0] - lora_trainable == 2 * 2 * 64  # 2 layers x (q, v) x out_features
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_ia3_starts_as_the_identity_and_scales_the_right_side(family):
+    ids = torch.tensor([[5, 6, 7, 8]])
+    plain = _logits(tiny_model(family).eval(), ids)
+    model = injected(family, "ia3").eval()
+    torch.testing.assert_close(_logits(model, ids), plain, atol=1e-5, rtol=1e-5)
+    from benchmark.methods.ia3 import DEFAULT_FEEDFORWARD, DEFAULT_TARGETS
+
+    seen = set()
+    for name, module in model.named_modules():
+        leaf = name.rsplit(".", 1)[-1]
+        if hasattr(module, "ia3_l") and "default" in module.ia3_l:
+            vec = module.ia3_l["default"]
+            assert torch.equal(vec, torch.ones_like(vec))
+            base = module.get_base_layer()
+            # feedforward modules scale their input (1, in); the others their output (out, 1)
+            expected = (1, base.in_features) if leaf in DEFAULT_FEEDFORWARD[family] else (base.out_features, 1)
+            assert tuple(vec.shape) == expected, (name, vec.shape)
+            seen.add(leaf)
+    assert seen == set(DEFAULT_TARGETS[family])
+    for p in (p for n, p in model.named_parameters() if "ia3_l" in n):
+        p.data.mul_(1.5)
+    assert not torch.allclose(_logits(model, ids), plain, atol=1e-3)
+
+
+def test_ia3_feedforward_modules_can_be_set():
+    model = methods.apply(tiny_model("llama"), "ia3", {"target_modules": ["k_proj", "down_proj"], "feedforward_modules": []})
+    assert tuple(model.base_model.model.model.layers[0].mlp.down_proj.ia3_l["default"].shape) == (64, 1)  # output side
+    model = methods.apply(tiny_model("llama"), "ia3", {"target_modules": "v_proj,down_proj"})  # the default ff kept
+    assert tuple(model.base_model.model.model.layers[0].mlp.down_proj.ia3_l["default"].shape) == (1, 128)
+    with pytest.raises(UserError, match=r"^method ia3: method_args.feedforward_modules: q_proj not among the target"):
+        methods.apply(tiny_model("llama"), "ia3", {"feedforward_modules": ["q_proj"]})
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_prompt_tuning_trains_num_virtual_tokens_embeddings(family):
+    hidden = 64
+    for n in (30, 5):
+        model = methods.apply(tiny_model(family), "prompt", {} if n == 30 else {"num_virtual_tokens": n})
+        trainable, _ = methods.count_parameters(model)
+        assert trainable == n * hidden
+        assert model.prompt_encoder["default"].embedding.weight.shape == (n, hidden)
+    ids = torch.tensor([[5, 6, 7]])
+    out = _logits(model.eval(), ids)
+    assert out.shape == (1, 5 + 3, 100)  # peft returns the virtual tokens' positions too
+    assert not torch.allclose(out[:, -3:], _logits(tiny_model(family).eval(), ids), atol=1e-3)
+
+
 # ---- bottleneck numerics on a single Linear ----
 
 @pytest.mark.parametrize("placement", ["input", "output", "parallel"])
@@ -198,6 +287,14 @@ def test_series_placement_follows_the_module_name():
     ("lora", {"bias": "some"}, "method_args.bias"),
     ("lora", {"target_modules": []}, "method_args.target_modules"),
     ("prefix", {"num_virtual_tokens": 0}, "method_args.num_virtual_tokens"),
+    ("dora", {"r": 0}, "method_args.r"),
+    ("dora", {"dropout": -0.5}, "method_args.dropout"),
+    ("dora", {"target_modules": ""}, "method_args.target_modules"),
+    ("prompt", {"num_virtual_tokens": 0}, "method_args.num_virtual_tokens"),
+    ("prompt", {"num_virtual_tokens": True}, "method_args.num_virtual_tokens"),
+    ("ia3", {"target_modules": []}, "method_args.target_modules"),
+    ("ia3", {"feedforward_modules": [""]}, "method_args.feedforward_modules"),
+    ("ia3", {"target_modules": ["k_proj"], "feedforward_modules": ["down_proj"]}, "method_args.feedforward_modules"),
     ("series", {"bottleneck_size": 0}, "method_args.bottleneck_size"),
     ("series", {"non_linearity": "tanhh"}, "method_args.non_linearity"),
     ("parallel", {"scaling": "learnt"}, "method_args.scaling"),
@@ -212,7 +309,7 @@ def test_bad_values_name_the_field(method, args, field):
 def test_unknown_argument_and_method_suggest_a_fix():
     with pytest.raises(UserError, match=r"unknown argument 'alpah' \(did you mean 'alpha'\?\); allowed: r, alpha"):
         methods.build_config("lora", {"alpah": 32})
-    with pytest.raises(UserError, match=r"did you mean 'lora'\?.*allowed: adapterp, full, lora"):
+    with pytest.raises(UserError, match=r"did you mean 'lora'\?.*allowed: adapterp, dora, full, ia3, lora"):
         methods.get("lroa")
 
 
@@ -231,6 +328,14 @@ def test_encoder_families():
         methods.apply(model, "prefix", {})
     lora = methods.apply(model, "lora", {})
     assert all("lora_" in n for n, p in lora.named_parameters() if p.requires_grad)
+    with pytest.raises(UserError, match="method prompt: family 'bert'"):
+        methods.apply(tiny_model("bert"), "prompt", {})
+    dora = methods.apply(tiny_model("bert"), "dora", {})
+    assert any("lora_magnitude_vector" in n for n, p in dora.named_parameters() if p.requires_grad)
+    with pytest.raises(UserError, match="method ia3: no default target_modules for family 'bert'"):
+        methods.apply(tiny_model("bert"), "ia3", {})
+    ia3 = methods.apply(tiny_model("bert"), "ia3", {"target_modules": ["key", "value"]})
+    assert methods.count_parameters(ia3)[0] == 2 * 2 * 64  # 2 layers x (key, value) x out_features
     from transformers import GPT2Config, GPT2LMHeadModel
 
     with pytest.raises(UserError, match="model type 'gpt2' is not supported"):
@@ -272,3 +377,47 @@ def test_published_parameter_counts_on_the_meta_device(model_name, method):
     exact, paper_millions = PUBLISHED[(model_name, method)]
     assert trainable == exact
     assert abs(trainable / 1e6 - paper_millions) / paper_millions < 0.02  # the paper rounds (66M is 64 MiB)
+
+
+def test_series_after_attention_is_output_side_on_o_proj():
+    # Houlsby's "after attention" placement (suites/llm_adapters/placement.yaml): the adapter reads o_proj's output.
+    model = methods.apply(tiny_model("llama"), "series", {"bottleneck_size": 4, "target_modules": ["o_proj", "down_proj"]})
+    layer = model.model.layers[0]
+    assert (layer.self_attn.o_proj.placement, layer.mlp.down_proj.placement) == ("output", "output")
+    o_proj = layer.self_attn.o_proj
+    x = torch.randn(2, 3, o_proj.in_features)
+    y = torch.nn.functional.linear(x, o_proj.weight, o_proj.bias)
+    torch.testing.assert_close(o_proj(x), y + o_proj.adapter(y))
+    assert not isinstance(layer.self_attn.q_proj, BottleneckLinear)
+
+
+# ---- dora, ia3, prompt on llama-7b (peft-bench params), from first principles ----
+
+def _llama_7b_counts() -> dict[str, int]:
+    h, inter, layers = 4096, 11008, 32  # REAL["llama-7b"]; k_proj/v_proj are h -> h (32 kv heads)
+    r, virtual_tokens = 8, 30
+    lora = layers * 2 * r * (h + h)  # q_proj, v_proj: A (r x h) + B (h x r)
+    return {
+        "dora": lora + layers * 2 * h,  # + a magnitude per output feature of q_proj and v_proj
+        "ia3": layers * (h + h + inter),  # k_proj, v_proj outputs; down_proj (feedforward) input
+        "prompt": virtual_tokens * h,
+    }
+
+
+@pytest.mark.parametrize("method", ["dora", "ia3", "prompt"])
+def test_llama_7b_counts_of_the_peft_methods(method):
+    from benchmark.params import count_for
+
+    expected = _llama_7b_counts()  # dora 4,456,448; ia3 614,400; prompt 122,880
+    got = count_for("llama-7b", method)
+    base_total = count_for("llama-7b", "full")["total"]
+    assert got["trainable"] == expected[method]
+    assert got["total"] == base_total + expected[method]
+
+
+def test_params_command_prices_dora_on_the_meta_device():
+    import json
+    out = subprocess.run([sys.executable, "-m", "benchmark", "params", "--model", "llama-7b", "--method", "dora", "--json"],
+                         check=True, capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    row = json.loads(out.stdout)
+    assert (row["method"], row["trainable"]) == ("dora", _llama_7b_counts()["dora"])

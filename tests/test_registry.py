@@ -134,3 +134,101 @@ def test_cli_plan_prints_trial_table():
     proc = subprocess.run([sys.executable, "-m", "benchmark", "plan", "smoke", "--filter", "method=lora"],
                           capture_output=True, text=True, check=True)
     assert "trial_id" in proc.stdout and "2 trials in smoke" in proc.stdout
+
+
+# ---- the LLM-Adapters ablations (suites/llm_adapters/placement.yaml, hparams.yaml) ----
+
+ABLATION_TRIALS = {"llm_adapters/placement": 9, "llm_adapters/hparams": 16}
+
+
+@pytest.mark.parametrize("name", sorted(ABLATION_TRIALS))
+def test_llm_adapters_ablations_expand_like_the_math_suite(name):
+    _, specs = plan(name)
+    _, math = plan("llm_adapters/math", ["model=llama-7b", "method=lora"])
+    assert len(specs) == len({s.trial_id for s in specs}) == ABLATION_TRIALS[name]
+    assert {(s.model, s.train_data, s.eval_data, s.eval) for s in specs} == \
+        {("llama-7b", "math_10k", math[0].eval_data, math[0].eval)}
+    # one grid axis whose values are readable labels, unique per cell
+    labels = [tuple(s.cell.values()) for s in specs]
+    assert all(len(label) == 1 and "=" not in label[0] for label in labels)
+    assert len(set(labels)) == len(labels)
+
+
+def test_every_ablation_target_module_exists_in_llama_with_a_defined_side():
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from benchmark import methods
+    from benchmark.methods.bottleneck import SERIES_SIDE
+    from benchmark.methods.family import resolve_targets
+    from benchmark.params import model_config
+
+    with torch.device("meta"):
+        llama = AutoModelForCausalLM.from_config(model_config(catalogue.model("llama-7b")))
+    checked = 0
+    for name in ABLATION_TRIALS:
+        for spec in plan(name)[1]:
+            targets = getattr(methods.build_config(spec.method, spec.method_args), "target_modules", None)
+            if spec.method == "prefix":
+                assert targets is None
+                continue
+            assert targets, spec.cell
+            assert resolve_targets(llama, targets, {}, spec.method) == targets
+            if spec.method == "series":
+                assert set(targets) <= set(SERIES_SIDE["llama"]), spec.cell
+            checked += 1
+    assert checked == 9 + 12
+
+
+def test_placement_cells_count_as_their_parts_on_the_meta_device():
+    from benchmark.params import count_for
+
+    specs = {s.cell["placement"]: s for s in plan("llm_adapters/placement")[1]}
+    trainable = {label: count_for(s.model, s.method, s.method_args)["trainable"] for label, s in specs.items()}
+    layers, hidden, bottleneck = 32, 4096, 256
+    # series after attention (o_proj) and after the MLP (down_proj): one hidden -> 256 -> hidden adapter per layer
+    assert trainable["series-attn"] == trainable["series-mlp"] == layers * 2 * hidden * bottleneck
+    assert trainable["parallel-attn"] == 201_326_592  # the published Parallel count (q, k, v at 256)
+    for method in ("series", "parallel", "lora"):  # attention and MLP targets are disjoint: both = attn + mlp
+        assert trainable[f"{method}-both"] == trainable[f"{method}-attn"] + trainable[f"{method}-mlp"]
+
+
+# The value each hparams cell sweeps; every other argument and the training settings are shared per method.
+SWEPT = {"series": ("bottleneck_size",), "parallel": ("bottleneck_size",), "lora": ("r", "alpha"),
+         "prefix": ("num_virtual_tokens",)}
+
+
+def test_hparams_sweeps_one_value_per_adapter_and_keeps_the_rest():
+    import dataclasses
+    import json
+
+    by_method = {}
+    for spec in plan("llm_adapters/hparams")[1]:
+        by_method.setdefault(spec.method, []).append(spec)
+    assert set(by_method) == set(SWEPT)
+    swept = {m: [[s.method_args[k] for k in SWEPT[m]] for s in specs] for m, specs in by_method.items()}
+    assert swept["series"] == swept["parallel"] == [[64], [128], [256], [512]]
+    assert swept["lora"] == [[4, 8], [8, 16], [16, 32], [32, 64]]  # alpha = 2r
+    assert swept["prefix"] == [[10], [20], [30], [40]]
+    for method, specs in by_method.items():
+        fixed = {json.dumps([{k: v for k, v in s.method_args.items() if k not in SWEPT[method]},
+                             dataclasses.asdict(s.train)], sort_keys=True) for s in specs}
+        assert len(fixed) == 1, (method, fixed)
+    # the best placements of the placement ablation, and the command table's prefix settings
+    assert by_method["series"][0].method_args["target_modules"] == ["down_proj"]
+    assert by_method["parallel"][0].method_args["target_modules"] == ["up_proj", "down_proj"]
+    assert by_method["lora"][0].method_args["target_modules"] == ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"]
+    assert by_method["prefix"][0].train.learning_rate == 3e-2 and by_method["prefix"][0].train.epochs == 5
+
+
+@pytest.mark.parametrize("name", sorted(ABLATION_TRIALS))
+def test_ablations_rehearse_on_the_embedded_twins(name):
+    _, real = plan(name)
+    _, specs = plan(name, embedded=True)
+    assert len(specs) == len(real)
+    assert [s.cell for s in specs] == [s.cell for s in real]
+    assert {s.suite for s in specs} == {f"{name}-embedded"}
+    assert {s.model for s in specs} == {"tiny-llama"}
+    assert {s.train_data for s in specs} == {"emb-math_10k"}
+    assert all(d.startswith("emb-") for s in specs for d in s.eval_data)
+    assert [s.method_args for s in specs] == [s.method_args for s in real]

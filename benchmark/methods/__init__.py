@@ -82,4 +82,4 @@ def check(cond: bool, field: str, value: Any, allowed: str) -> None:
 
 
 # Registration happens on import; keep these last (they import register/Method from above).
-from benchmark.methods import bottleneck, full, lora, prefix  # noqa: E402,F401
+from benchmark.methods import bottleneck, dora, full, ia3, lora, prefix, prompt  # noqa: E402,F401

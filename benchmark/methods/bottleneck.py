@@ -21,9 +21,14 @@ from benchmark.errors import UserError
 from benchmark.methods import Method, check, register
 from benchmark.methods.family import family_of, normalize_targets, resolve_targets
 
-# Which side a series adapter takes, by module name (reference: per family; attention has none).
+# Which side a series adapter takes, by module name (reference: per family, MLP linears only).
+# Extension, llama only: o_proj -> output. The reference defines no series adapter on attention,
+# but the paper's placement ablation has "series after attention"; the standard placement is
+# Houlsby et al. (2019): the adapter on the attention block's output, after its output
+# projection and before the residual add, i.e. output-side on o_proj. It is the attention twin of
+# AdapterP (output-side on down_proj, "after the MLP"). Used by suites/llm_adapters/placement.yaml.
 SERIES_SIDE = {
-    "llama": {"gate_proj": "input", "up_proj": "input", "down_proj": "output"},
+    "llama": {"gate_proj": "input", "up_proj": "input", "down_proj": "output", "o_proj": "output"},
     "bloom": {"dense_h_to_4h": "input", "dense_4h_to_h": "output"},
     "gptj": {"fc_in": "input", "fc_out": "output"},
 }

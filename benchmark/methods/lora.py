@@ -38,14 +38,19 @@ class Config:
         object.__setattr__(self, "target_modules", normalize_targets(self.target_modules))
 
 
-def inject(model, cfg: Config):
+def inject_lora(model, cfg: Config, method: str = "lora", use_dora: bool = False):
+    """peft LoRA with the family's default targets; shared by lora and dora (use_dora=True)."""
     import peft  # late: costs seconds
 
-    targets = resolve_targets(model, cfg.target_modules, DEFAULT_TARGETS, "lora")
+    targets = resolve_targets(model, cfg.target_modules, DEFAULT_TARGETS, method)
     task_type = "CAUSAL_LM" if family_of(model) in CAUSAL_FAMILIES else None
     peft_cfg = peft.LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(targets),
-                               bias=cfg.bias, task_type=task_type)
+                               bias=cfg.bias, task_type=task_type, use_dora=use_dora)
     return peft.get_peft_model(model, peft_cfg)
+
+
+def inject(model, cfg: Config):
+    return inject_lora(model, cfg)
 
 
 register(Method("lora", Config, inject, library="peft", description="LoRA (peft); LLM-Adapters default targets"))
