@@ -18,10 +18,14 @@ from benchmark.registry.yamlio import check_keys, field_path, load_yaml, require
 BASELINES_DIR = SUITES_DIR / "baselines"
 KINDS = ("paper", "baseline")  # paper: a PEFT result as published; baseline: a comparison row
 UNITS = ("percent",)
+# How a report uses a table (benchmark/report/published.py): primary tables supply the paper's number
+# for a cell first, fallback (historical) tables only cells no primary table has, never tables are
+# not compared with runs at all (a contaminated split, a different training regime such as K-shot).
+COMPARE = ("primary", "fallback", "never")
 METRICS = ("accuracy", "mcc", "f1", "spearman", "pearson", "micro_f1", "macro_f1", "em",
            "average", "relative_params", "relative_time")
 FILE_KEYS = {"name", "description", "vocabulary", "tables", "param_counts"}
-TABLE_KEYS = {"id", "title", "source", "metric", "unit", "columns", "notes", "rows", "std", "domains"}
+TABLE_KEYS = {"id", "title", "source", "metric", "unit", "columns", "notes", "rows", "std", "domains", "compare"}
 ROW_KEYS = {"model", "method", "kind", "values", "params", "note", "label", "variant", "source", "extra"}
 PARAM_KEYS = {"source", "notes", "counts", "model", "total"}
 
@@ -65,6 +69,7 @@ class BaselineTable:
     std: bool = False  # cells may be {mean, std}
     domains: dict = field(default_factory=dict)  # column -> domain (DAPT tasks)
     file: str = ""
+    compare: str = "primary"  # primary | fallback | never: see COMPARE
 
     def metric_of(self, column: str) -> str:
         return self.metric if isinstance(self.metric, str) else self.metric[column]
@@ -150,8 +155,9 @@ def _table(body, vocab: dict, file, where: str) -> BaselineTable:
             _fail(file, field_path(field_path(where, "rows"), i), f"duplicate model/method/variant {key}; add a distinct variant")
         seen.add(key)
     notes = _strings(body["notes"], file, field_path(where, "notes")) if "notes" in body else ()
+    compare = _choice(body.get("compare", "primary"), COMPARE, file, field_path(where, "compare"))
     return BaselineTable(**text, metric=metric, unit=unit, columns=tuple(columns), rows=rows, notes=notes,
-                         std=std, domains=dict(domains), file=str(file))
+                         std=std, domains=dict(domains), file=str(file), compare=compare)
 
 
 @functools.cache  # files do not change during a run; reports look up many cells

@@ -198,6 +198,7 @@ vocabulary: {{models: [llama-7b], methods: [lora]}}
     ({"table_extra": "    domains: {b: cs}\n"}, r"tables\[0\]\.domains\.b: unknown key"),
     ({"top_extra": "tabels: []\n"}, r"tabels: unknown key \(did you mean 'tables'\?\)"),
     ({"row": _GOOD_ROW + "\n      - " + _GOOD_ROW}, r"rows\[1\]: duplicate model/method/variant"),
+    ({"table_extra": "    compare: later\n"}, r"tables\[0\]\.compare: got 'later'; allowed: primary, fallback, never"),
 ])
 def test_malformed_file_raises_user_error_naming_the_field(tmp_path, kwargs, message):
     root = _write(tmp_path, **kwargs)
@@ -211,6 +212,18 @@ def test_well_formed_small_file_and_std_cells(tmp_path):
     (table,) = baselines.load("bad", root=root)
     assert table.rows[0].values["a"] == MeanStd(1.0, 2.0) and table.rows[0].value("a") == 1.0
     assert baselines.lookup("t1", "llama-7b", "lora", "a", root=root) == 1.0
+
+
+def test_compare_says_how_a_report_uses_each_table(tmp_path):
+    tables = _tables()
+    assert tables["llm_adapters_math_current"].compare == "primary"
+    assert tables["llm_adapters_commonsense"].compare == "primary"
+    assert tables["llm_adapters_math_six_2023_07"].compare == "fallback"
+    assert tables["llm_adapters_math_2023_04_21"].compare == "fallback"
+    assert tables["llm_adapters_math_2023_04_04"].compare == "never"  # contaminated: never a target
+    assert {tables[f"unipelt_t1_k{k}"].compare for k in (100, 500, 1000)} == {"never"}  # K-shot protocol
+    (table,) = baselines.load("bad", root=_write(tmp_path))
+    assert table.compare == "primary"  # the default
 
 
 def test_unknown_file_name_is_a_user_error():

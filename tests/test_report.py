@@ -2,8 +2,10 @@
 
 import re
 
+import pandas as pd
 import pytest
 
+from benchmark import baselines
 from benchmark.registry.spec import TrainConfig, TrialSpec
 from benchmark.report import build
 from benchmark.result import Metric, TrialResult
@@ -121,3 +123,131 @@ def test_chance_level_comes_from_the_catalogue_answer_options():
     assert chance_level("emb-AQuA") == 20.0  # A-E
     assert chance_level("emb-gsm8k") == 0.0  # an open number
     assert chance_level("no-such-dataset") is None
+
+
+# ---- published numbers beside the run (benchmark/report/published.py) ----
+
+def _section(html, family):
+    start = html.index(f"<h2>{family}</h2>")
+    end = html.find("<h2>", start + 1)
+    return html[start:end if end > 0 else len(html)]
+
+
+def _published_row(html, label, family="math"):
+    rows = re.findall(r'<tr class="ref-(?:paper|baseline)">(.*?)</tr>', _section(html, family), flags=re.S)
+    return next(r for r in rows if re.search(rf"<td[^>]*>{re.escape(label)}\s*<span", r))
+
+
+def _cells(row_html):
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row_html, flags=re.S)]
+
+
+def test_run_cell_shows_the_paper_number_and_the_signed_difference(report):
+    _, html = report
+    lora = _row(html, "llama-7b / lora (r=8)")
+    # llama-7b / lora on gsm8k: run 32.0, paper 37.5 (current README table) -> -5.5; AQuA 22.0 vs 18.9 -> +3.1
+    assert re.search(r'paper 37\.5<sup>1</sup>, <span class="delta">-5\.5</span>', lora)
+    assert re.search(r'paper 18\.9<sup>1</sup>, <span class="delta">\+3\.1</span>', lora)
+    # Average: the table prints gsm8k/AQuA/mawps/SVAMP, so the mean of the paper's two numbers: 28.2 vs 27.0
+    assert re.search(r'paper 28\.2<sup>1</sup>, <span class="delta">-1\.2</span>', lora)
+    assert 'title="Math reasoning, 4 datasets (current README) [llm_adapters_math_current]: ' in lora
+    series = _row(html, "llama-7b / series (bottleneck_size=256)")
+    assert "<strong>40.5</strong>" in series and "+7.2" in series
+    assert re.search(r">not run<span class=\"paper\"[^>]*>paper 15\.0<sup>1</sup></span>", series)  # no run: no difference
+    assert "paper 24.2" in series  # mean of 33.3 and 15.0, rounded as by hand (not 24.1)
+    parallel = _row(html, "llama-7b / parallel")
+    assert "paper 35.3" in parallel and "delta" not in parallel
+    commonsense = _section(html, "commonsense")
+    assert "paper" not in commonsense and "Published" not in commonsense  # no published column fits: nothing extra
+
+
+def test_baseline_and_other_paper_rows_are_reference_rows_with_their_source(report):
+    _, html = report
+    gpt = _published_row(html, "GPT-3.5")
+    assert _cells(gpt)[1:] == ["56.4", "38.9", "47.7", "-"]  # average: the mean of 56.4 and 38.9, 47.65, half up
+    assert ">baseline</span>" in gpt and "<strong>" not in gpt
+    assert "AGI-Edgerunners/LLM-Adapters README (main at 2024-03-10)" in gpt  # the source, as a tooltip
+    assert "<li>Math reasoning, 4 datasets (current README) [llm_adapters_math_current]: AGI-Edgerunners" in html
+    llama13 = _published_row(html, "LLaMA-13B-LoRA")
+    assert _cells(llama13)[1:3] == ["47.5", "18.5"] and ">paper</span>" in llama13
+    adapterp = _published_row(html, "LLaMA-7B-AdapterP")  # only the historical (fallback) table prints AdapterP
+    assert _cells(adapterp)[1:3] == ["30.2", "14.9"] and _cells(adapterp)[-1] == "66M" and "<sup>2</sup>" in adapterp
+    with pytest.raises(StopIteration):
+        _published_row(html, "LLaMA-7B-LoRA")  # run here: its numbers sit beside the run, not below
+    math = _section(html, "math")
+    assert math.index("llama-7b / series") < math.index("GPT-3.5") < math.index("LLaMA-13B-LoRA") < math.index("chance (")
+    assert "April-4-2023" not in html  # the contaminated table is never compared
+
+
+def test_exports_carry_the_same_published_numbers(report):
+    index, _ = report
+    out = index.parent
+    md = next(out.glob("*math.md")).read_text()
+    assert "| llama-7b / lora (r=8) | 32.0 ± 2.8 (n=2) (paper 37.5 [1], -5.5) | **22.0 ± 2.8 (n=2)** (paper 18.9 [1], +3.1) |" in md
+    assert "| **40.5** (paper 33.3 [1], +7.2) | not run (paper 15.0 [1]) |" in md
+    assert "| GPT-3.5 (baseline) [1] | 56.4 | 38.9 | 47.7 | - |" in md
+    assert "[1] Math reasoning, 4 datasets (current README) [llm_adapters_math_current]: AGI-Edgerunners" in md
+    frame = pd.read_csv(next(out.glob("*math.csv")), dtype=str)
+    lora = frame[frame["Model / method"] == "llama-7b / lora (r=8)"].iloc[0]
+    assert lora["gsm8k"] == "32.0 ± 2.8 (n=2) (paper 37.5 [1], -5.5)" and lora["Row"] == "run"
+    gpt = frame[frame["Model / method"] == "GPT-3.5 (baseline) [1]"].iloc[0]
+    assert (gpt["gsm8k"], gpt["AQuA"], gpt["Average"], gpt["Row"]) == ("56.4", "38.9", "47.7", "baseline")
+    assert gpt["Sources"].startswith("[1] Math reasoning, 4 datasets (current README)")
+    assert list(frame["Row"]).count("chance") == 1 and "0" not in set(frame["Trainable params"])
+
+
+def _embedded_report(tmp_path):
+    store = Store(tmp_path / "results")
+    s = TrialSpec(suite="smoke", suite_version="1", model="tiny-llama", model_source="embedded:tiny-llama", family="llama",
+                  method="lora", method_args={"r": 8}, train_data="emb-math_10k", eval_data=("emb-gsm8k",),
+                  train=TrainConfig(seed=1))
+    store.write(ok(s, {"emb-gsm8k": 3.0}, trainable=8192, total=1_000_000))
+    index = build(["smoke"], tmp_path / "results", tmp_path / "out")
+    return index, index.read_text(encoding="utf-8")
+
+
+def test_embedded_run_shows_published_numbers_apart_for_orientation_only(tmp_path):
+    index, html = _embedded_report(tmp_path)
+    assert "Published numbers, for orientation only (not comparable: tiny model, synthetic data)" in html
+    run = _row(html, "tiny-llama / lora (r=8)")
+    assert "paper" not in run and "delta" not in run  # no difference against a tiny model on synthetic data
+    block = html[html.index('<table class="orientation">'):]
+    block = block[:block.index("</table>")]
+    assert "<th>gsm8k</th>" in block  # the real dataset the twin stands in for
+    lora = next(r for r in re.findall(r"<tr class=\"ref-paper\">(.*?)</tr>", block, flags=re.S) if ">LLaMA-7B-LoRA" in r)
+    assert _cells(lora)[1:3] == ["37.5", "37.5"]  # gsm8k, and the mean over the one column
+    main = _section(html, "math").split('<table class="orientation">')[0]
+    assert "GPT-3.5" in block and "GPT-3.5" not in main and "chance (" in main  # the run table keeps only chance
+    md = next(index.parent.glob("*math.md")).read_text()
+    assert "### Published numbers, for orientation only" in md and "| LLaMA-7B-LoRA (paper) [1] | 37.5 |" in md
+    assert "(paper " not in md
+    published = pd.read_csv(next(index.parent.glob("*-published.csv")), dtype=str)
+    assert published.loc[published["Model / method"] == "LLaMA-7B-LoRA (paper) [1]", "gsm8k"].iloc[0] == "37.5"
+
+
+def test_matching_rules_rank_tables_and_check_metrics():
+    from benchmark.report.published import Matcher, ranked_tables
+
+    tables = ranked_tables()
+    assert all(t.compare != "never" for t in tables) and "llm_adapters_math_2023_04_04" not in {t.id for t in tables}
+    key = ("llama-7b", "lora", None)
+    matcher = Matcher([("gsm8k", "accuracy"), ("AddSub", "accuracy"), ("emb-SVAMP", "accuracy")], tables)
+    gsm8k, addsub, svamp = (matcher.cell(i, key) for i in range(3))
+    assert (gsm8k.value, gsm8k.table.id) == (37.5, "llm_adapters_math_current")  # current README first
+    assert (addsub.value, addsub.table.id) == (83.3, "llm_adapters_math_six_2023_07")  # only there (and older)
+    assert (svamp.value, svamp.table.id) == (52.1, "llm_adapters_math_current") and matcher.synthetic
+    _, text, used = matcher.average([gsm8k, addsub, svamp])  # across two tables: the mean of the numbers shown
+    assert text == "57.6" and {h.table.id for h in used} == {"llm_adapters_math_current", "llm_adapters_math_six_2023_07"}
+    assert Matcher([("gsm8k", "f1")], tables).cell(0, key) is None  # another metric never meets
+    four = Matcher([(d, "accuracy") for d in ("gsm8k", "AQuA", "mawps", "SVAMP")], tables)
+    value, text, used = four.average([four.cell(i, key) for i in range(4)])
+    assert value == baselines.lookup("llm_adapters_math_current", "llama-7b", "lora", "average") and text == "46.9"
+
+
+def test_missing_published_numbers_show_nothing_extra(tmp_path):
+    store = Store(tmp_path / "results")
+    store.write(ok(spec("dora", {}, eval_data=("gsm8k", "mawps")), {"gsm8k": 30.0, "mawps": 70.0}))
+    html = build([SUITE], tmp_path / "results", tmp_path / "out").read_text()
+    assert "paper" not in _row(html, "llama-7b / dora")  # the paper has no DoRA row
+    adapterp = _published_row(html, "LLaMA-7B-AdapterP")  # the April-21 table prints no mawps, nor an average
+    assert _cells(adapterp)[1:4] == ["30.2", "-", "-"]

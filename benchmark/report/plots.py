@@ -20,7 +20,11 @@ def _short(label: str, limit: int = 28) -> str:
 
 
 def plot_family(table: Table, path: Path) -> bool:
-    """Write the PNG; False (no file) when no row has both an average and a parameter count."""
+    """Write the PNG; False (no file) when no run row has both an average and a parameter count.
+
+    The paper's rows that print a parameter count are drawn as hollow markers labelled "paper";
+    baselines and the chance level as horizontal lines. Neither is ever drawn as a run.
+    """
     points = [row for row in table.rows if row.average is not None and row.trainable_params]
     if not points:
         return False
@@ -36,9 +40,18 @@ def plot_family(table: Table, path: Path) -> bool:
         for row in rows:
             axes.annotate(_short(row.method_label), (row.trainable_params, row.average), textcoords="offset points",
                           xytext=(5, 4), fontsize=8)
+    paper = [row for row in table.reference if row.kind == "paper" and row.average is not None and row.trainable_params]
+    if paper:
+        axes.scatter([r.trainable_params for r in paper], [r.average for r in paper], marker="o", s=55,
+                     facecolors="none", edgecolors="black", linewidths=1.2, label="paper")
+        for i, row in enumerate(sorted(paper, key=lambda r: r.trainable_params)):  # neighbours: above, below
+            axes.annotate(_short(row.label), (row.trainable_params, row.average), textcoords="offset points",
+                          xytext=(5, 4 if i % 2 else -10), fontsize=7, color="dimgrey")
     for reference in table.reference:
-        if reference.average is not None:
-            axes.axhline(reference.average, linestyle="--", color="grey", linewidth=1, label=reference.method_label)
+        if reference.kind in ("baseline", "chance") and reference.average is not None:
+            axes.axhline(reference.average, linestyle="--" if reference.kind == "chance" else ":", color="grey",
+                         linewidth=1, label=reference.method_label if reference.kind == "chance"
+                         else f"{_short(reference.label)} (baseline)")
     axes.set_xscale("log")
     axes.set_xlabel("trainable parameters (log scale)")
     axes.set_ylabel("average score (%)")

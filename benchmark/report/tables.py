@@ -1,7 +1,8 @@
 """From store rows to report tables: one table per eval family, rows model x method, columns datasets.
 
 Every cell says what happened: a number (mean ± std and n when several seeds share it),
-"not run" or "failed", never a blank or a 0 that could be mistaken for a result.
+"not run" or "failed", never a blank or a 0 that could be mistaken for a result. The paper's
+numbers are added to these tables afterwards by benchmark/report/published.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,31 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 NOT_RUN, FAILED, INCOMPLETE, UNKNOWN = "not run", "failed", "incomplete", "unknown"
+NOT_PUBLISHED = "-"  # a published row without a number for the column (never 0)
 UNKNOWN_FAMILY = "unknown"  # eval datasets only ever seen in failed trials: no metric names their family
+
+
+@dataclass(frozen=True)
+class PaperNote:
+    """The paper's number for a run cell (benchmark/report/published.py) and the difference run - paper."""
+
+    value_text: str  # as printed ("37.5"), or the mean of printed numbers for a computed average
+    delta: float | None  # run - paper; None when the run has no number for the cell
+    refs: tuple[int, ...]  # the footnotes naming the sources (several for an average over tables)
+    title: str  # the sources in words, for a tooltip
+
+    @property
+    def delta_text(self) -> str:
+        if self.delta is None:
+            return ""
+        text = f"{self.delta:+.1f}"
+        return "+0.0" if text == "-0.0" else text
+
+    @property
+    def text(self) -> str:
+        """'paper 37.5 [1], +0.4': what the exports append to the run's text."""
+        refs = "".join(f" [{r}]" for r in self.refs)
+        return f"paper {self.value_text}{refs}" + (f", {self.delta_text}" if self.delta is not None else "")
 
 
 @dataclass
@@ -22,13 +47,19 @@ class Cell:
     text: str
     value: float | None = None  # the mean, used to pick the best and to plot
     best: bool = False
+    paper: PaperNote | None = None  # the paper's number for the same cell; None: nothing is shown
 
     @property
     def kind(self) -> str:
         """CSS class: a number, a failure, or a placeholder for something not measured."""
         if self.text == FAILED:
             return "failed"
-        return "missing" if self.text in (NOT_RUN, INCOMPLETE, UNKNOWN) else "value"
+        return "missing" if self.text in (NOT_RUN, INCOMPLETE, UNKNOWN, NOT_PUBLISHED) else "value"
+
+    @property
+    def export_text(self) -> str:
+        """The text of the CSV and Markdown copies: the run's value, then the paper's in brackets."""
+        return f"{self.text} ({self.paper.text})" if self.paper else self.text
 
 
 @dataclass
@@ -39,6 +70,17 @@ class Row:
     cells: list[Cell]  # one per dataset column, then Average, then Trainable params
     average: float | None
     trainable_params: int | None
+    method: str = ""
+    kind: str = "run"  # run | paper | baseline (published rows) | chance
+    refs: tuple[int, ...] = ()  # footnotes naming the sources of a published row
+    title: str = ""  # those sources in words, for a tooltip
+
+    @property
+    def export_label(self) -> str:
+        """'GPT-3.5 (baseline) [1]' for a published row; a run's label as it is."""
+        if self.kind not in ("paper", "baseline"):
+            return self.label
+        return f"{self.label} ({self.kind})" + "".join(f" [{r}]" for r in self.refs)
 
 
 @dataclass
@@ -47,7 +89,12 @@ class Table:
     columns: list[str]
     rows: list[Row]
     protocols: list[str] = field(default_factory=list)
-    reference: list[Row] = field(default_factory=list)  # rows that are not runs: the chance level
+    reference: list[Row] = field(default_factory=list)  # rows that are not runs: published rows, the chance level
+    keys: list[tuple[str, str | None]] = field(default_factory=list)  # (dataset, metric) of each value column
+    sources: list[str] = field(default_factory=list)  # footnotes: sources[i] is note [i + 1]
+    notes: list[str] = field(default_factory=list)  # how the published numbers were matched
+    orientation: list[Row] = field(default_factory=list)  # published rows shown apart (embedded runs)
+    orientation_columns: list[str] = field(default_factory=list)
 
 
 CHANCE_LABEL = "chance (uniform guess over the answer options)"
@@ -75,7 +122,8 @@ def _chance_row(columns: list[tuple[str, str | None]]) -> Row | None:
     average = statistics.fmean(known) if len(known) == len(levels) else None
     cells = [Cell(f"{v:.1f}", v) if v is not None else Cell(UNKNOWN) for v in levels]
     cells += [Cell(f"{average:.1f}", average) if average is not None else Cell(UNKNOWN), Cell("-")]
-    return Row(label=CHANCE_LABEL, model="", method_label="chance", cells=cells, average=average, trainable_params=None)
+    return Row(label=CHANCE_LABEL, model="", method_label="chance", cells=cells, average=average, trainable_params=None,
+               kind="chance")
 
 
 @dataclass
@@ -229,12 +277,13 @@ def _family_table(family: str, columns: list[tuple[str, str | None]], trials: li
         params = next((t for t in row_trials if t.trainable_params is not None), row_trials[0])
         rows.append(Row(label=labels[key], model=row_trials[0].label_parts["model"], method_label=method_label(row_trials[0]),
                         cells=[*cells, average, Cell(format_params(params.trainable_params, params.total_params))],
-                        average=average.value, trainable_params=params.trainable_params))
+                        average=average.value, trainable_params=params.trainable_params,
+                        method=row_trials[0].label_parts["method"]))
     _mark_best(rows, len(columns) + 1)
     protocols = sorted({str(t.label_parts["shared"].get("protocol")) for ts in by_row.values() for t in ts})
     chance = _chance_row(columns)
     return Table(family=family, columns=[*(_column_label(d, m, columns) for d, m in columns), "Average", "Trainable params"],
-                 rows=rows, protocols=protocols, reference=[chance] if chance else [])
+                 rows=rows, protocols=protocols, reference=[chance] if chance else [], keys=list(columns))
 
 
 def _average_cell(columns, ok: list[Trial], row_trials: list[Trial], cells: list[Cell]) -> Cell:
@@ -257,21 +306,3 @@ def _mark_best(rows: list[Row], n_value_columns: int) -> None:
         best = max(values)  # every metric here (accuracy, F1, EM, MCC, correlation) is higher-is-better
         for row in rows:
             row.cells[i].best = row.cells[i].value is not None and math.isclose(row.cells[i].value, best)
-
-
-def table_frame(table: Table) -> pd.DataFrame:
-    """The table as displayed (strings), for CSV export."""
-    return pd.DataFrame([[row.label, *(c.text for c in row.cells)] for row in [*table.rows, *table.reference]],
-                        columns=["Model / method", *table.columns])
-
-
-def table_markdown(table: Table) -> str:
-    def esc(text: str) -> str:
-        return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-    header = ["Model / method", *table.columns]
-    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
-    for row in [*table.rows, *table.reference]:
-        cells = [f"**{esc(c.text)}**" if c.best else esc(c.text) for c in row.cells]
-        lines.append("| " + " | ".join([esc(row.label), *cells]) + " |")
-    return "\n".join(lines) + "\n"
