@@ -123,3 +123,40 @@ def test_check_reports_counts_and_errors(root, tmp_path):
     assert [r["n_examples"] for r in rows] == [120, 120] and rows[0]["path"].endswith("dataset/gsm8k/test.json")
     missing = check([_entry()], tmp_path)[0]
     assert "n_examples" not in missing and "file not found" in missing["error"]
+
+
+# ---- format "hf": read through `datasets` (a hub id or, here, a local folder of split files) ----
+
+def _hf_folder(tmp_path, name, splits: dict[str, list[dict]]):
+    folder = tmp_path / name
+    folder.mkdir()
+    for split, rows in splits.items():
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_hf_loader_reads_llm_adapters_records(tmp_path):
+    rows = [{"instruction": f"What is {i} + 1?", "input": "", "output": f"{i} + 1 = {i + 1}. The answer is {i + 1}",
+             "answer": f"{i + 1}.0"} for i in range(3)]
+    folder = _hf_folder(tmp_path, "mathmirror", {"train": rows, "validation": rows[:2]})
+    train = load_examples(_entry(name="mirror-train", fmt="hf", path=str(folder), role="train"), None)
+    evals = load_examples(_entry(name="mirror", fmt="hf", path=str(folder)), None)
+    assert [e.answer for e in train] == ["1.0", "2.0", "3.0"] and len(evals) == 2
+    assert isinstance(train[0], Example) and train[0].instruction == "What is 0 + 1?" and train[0].input == ""
+
+
+def test_hf_loader_reads_squad_and_glue_fields(tmp_path):
+    squad = [{"id": "q1", "title": "T", "context": "Tom lives in Oslo.", "question": "Where does Tom live?",
+              "answers": {"text": ["Oslo"], "answer_start": [13]}}]
+    folder = _hf_folder(tmp_path, "squadmirror", {"train": squad, "validation": squad})
+    (ex,) = load_examples(_entry(name="sq", fmt="hf", path=str(folder)), None)
+    assert ex.answers == ("Oslo",) and ex.answer_starts == (13,)
+    glue = [{"sentence": "a lovely film", "label": 1, "idx": 0}, {"sentence": "a dull film", "label": 0, "idx": 1}]
+    folder = _hf_folder(tmp_path, "sst2mirror", {"train": glue, "validation": glue})
+    assert [e.label for e in load_examples(_entry(name="sst", fmt="hf", path=str(folder)), None)] == [1, 0]
+
+
+def test_hf_loader_failure_is_one_clear_line(tmp_path):
+    with pytest.raises(UserError, match="could not load") as err:
+        load_examples(_entry(name="nowhere", fmt="hf", path=str(tmp_path / "missing-folder")), None)
+    assert "nowhere" in str(err.value) and "\n" not in str(err.value)

@@ -70,7 +70,9 @@ def _split_files(module_name: str) -> Callable[[DatasetEntry, Path], list]:
 
 
 def _hf(entry: DatasetEntry, path: Path) -> list:
-    """entry.path = "<hub id>[:<config>]", read by `datasets` (its cache and offline mode apply)."""
+    """entry.path = "<hub id or local dataset folder>[:<config>]", read by `datasets` (its cache and offline
+    mode apply). Rows are read by their fields: LLM-Adapters records (instruction, input, output, answer),
+    SQuAD (context, question, answers) or GLUE-style classification (sentence[s], label)."""
     from benchmark.data.glue_jsonl import row_to_example
     from benchmark.data.squad_v1 import SquadExample
 
@@ -81,7 +83,11 @@ def _hf(entry: DatasetEntry, path: Path) -> list:
         rows = datasets.load_dataset(name, config or None, split=_split(entry))
     except Exception as exc:  # offline without a cached copy, unknown id, ...
         raise UserError(f"dataset {entry.name!r}: could not load {entry.path!r} with `datasets` "
-                        f"({type(exc).__name__}: {exc}); {entry.source_note} {HINT}") from None
+                        f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}); {entry.source_note} {HINT}") from None
+    if {"instruction", "output"} <= set(rows.column_names):  # the LLM-Adapters record, e.g. a hub mirror of math_10k
+        from benchmark.data.llm_adapters import parse_rows
+
+        return parse_rows([{"input": "", **r} for r in rows], Path(entry.path), entry.name)
     if "context" in rows.column_names and "answers" in rows.column_names:
         return [SquadExample(id=str(r["id"]), question=r["question"], context=r["context"],
                              answers=tuple(r["answers"]["text"]), answer_starts=tuple(r["answers"]["answer_start"]),
