@@ -251,3 +251,18 @@ def test_missing_published_numbers_show_nothing_extra(tmp_path):
     assert "paper" not in _row(html, "llama-7b / dora")  # the paper has no DoRA row
     adapterp = _published_row(html, "LLaMA-7B-AdapterP")  # the April-21 table prints no mawps, nor an average
     assert _cells(adapterp)[1:4] == ["30.2", "-", "-"]
+
+
+def test_embedded_rehearsal_rows_name_the_model_they_stand_for(tmp_path):
+    """`run --embedded` puts tiny-llama in place of llama-7b and llama-13b: the rows stay apart and say so."""
+    store = Store(tmp_path / "results")
+    for grid_model in ("llama-7b", "llama-13b"):
+        s = TrialSpec(suite="llm_adapters/math-embedded", suite_version="1", model="tiny-llama",
+                      model_source="embedded:tiny-llama", family="llama", method="lora", method_args={"r": 8},
+                      train_data="emb-math_10k", eval_data=("emb-gsm8k",),
+                      train=TrainConfig(gradient_checkpointing=grid_model == "llama-13b"),  # as math.yaml sets it
+                      cell={"model": grid_model, "method": "lora"})
+        store.write(ok(s, {"emb-gsm8k": 10.0 if grid_model == "llama-7b" else 12.0}))
+    html = build(["llm_adapters/math-embedded"], tmp_path / "results", tmp_path / "report").read_text()
+    assert "llama-7b (as tiny-llama) / lora" in html and "llama-13b (as tiny-llama) / lora" in html
+    assert "n=2" not in html  # two grid cells, not two seeds of one

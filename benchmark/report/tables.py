@@ -167,6 +167,11 @@ def collect_trials(frame: pd.DataFrame) -> list[Trial]:
         train = _loads(first["train_config"])
         train.pop("seed", None)  # seeds of the same configuration share a row (mean ± std)
         args = _loads(first["method_args"])
+        # An embedded rehearsal (`run --embedded`) runs a tiny twin in place of the grid's model: name both,
+        # so llama-7b's and llama-13b's rehearsals (both tiny-llama) stay apart and say what they stand for.
+        cell = _loads(first["cell"]) if "cell" in first.index else {}
+        grid_model = cell.get("model") if isinstance(cell, dict) else None
+        stands_for = str(grid_model) if grid_model and grid_model != first["model"] else None
         shared = {"train_data": first["train_data"], "protocol": first["protocol"], **train}
         shared = {k: None if is_null(v) else v for k, v in shared.items()}
         ok_rows = rows[rows["metric"].notna() & rows["value"].notna()] if first["status"] == "ok" else rows.iloc[0:0]
@@ -175,9 +180,10 @@ def collect_trials(frame: pd.DataFrame) -> list[Trial]:
         trials.append(Trial(
             trial_id=str(trial_id), suite=str(first["suite"]), status=str(first["status"]),
             error="" if is_null(first["error"]) else str(first["error"]),
-            row_key=(first["model"], first["method"], json.dumps(args, sort_keys=True),
+            row_key=(first["model"], stands_for, first["method"], json.dumps(args, sort_keys=True),
                      json.dumps(shared, sort_keys=True, default=str)),
-            label_parts={"model": str(first["model"]), "method": str(first["method"]), "args": args, "shared": shared},
+            label_parts={"model": str(first["model"]), "stands_for": stands_for, "method": str(first["method"]),
+                         "args": args, "shared": shared},
             eval_data=eval_data, values=values,
             trainable_params=_int(first["trainable_params"]), total_params=_int(first["total_params"]),
             meta={k: first[k] for k in first.index}))
@@ -223,7 +229,8 @@ def _labels(trials_by_row: dict[tuple, list[Trial]]) -> dict[tuple, str]:
     labels = {}
     for key, trials in trials_by_row.items():
         parts = trials[0].label_parts
-        label = f"{parts['model']} / {parts['method']}"
+        model = f"{parts['stands_for']} (as {parts['model']})" if parts.get("stands_for") else parts["model"]
+        label = f"{model} / {parts['method']}"
         if parts["args"]:
             label += f" ({_arg_text(parts['args'])})"
         if varying:
