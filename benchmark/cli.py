@@ -148,8 +148,10 @@ def cmd_params(args) -> int:
     if args.json:
         print(json.dumps(info))
     else:
+        head = f"; {info['head']['kind']} head {info['head']['parameters']:,}" if info["head"] else ""
         print(f"{info['model']} / {info['method']}: trainable {info['trainable']:,} of {info['total']:,} "
-              f"({100 * info['trainable'] / info['total']:.3f}%)")
+              f"({info['trainable_pct']:.3f}%; {info['trainable_pct_of_base']:.3f}% of the base model's "
+              f"{info['base_total']:,}{head})")
     return 0
 
 

@@ -82,4 +82,16 @@ def check(cond: bool, field: str, value: Any, allowed: str) -> None:
 
 
 # Registration happens on import; keep these last (they import register/Method from above).
-from benchmark.methods import bottleneck, dora, full, ia3, lora, prefix, prompt  # noqa: E402,F401
+# Encoder-only (BERT/RoBERTa): adapters_components and unipelt (built with `adapters`), bitfit (torch).
+from benchmark.methods import (  # noqa: E402,F401
+    adapters_components,
+    bitfit,
+    bottleneck,
+    dora,
+    full,
+    ia3,
+    lora,
+    prefix,
+    prompt,
+    unipelt,
+)

@@ -10,6 +10,7 @@ from benchmark.errors import UserError
 
 FAMILIES = ("llama", "bloom", "gptj", "bert", "roberta")
 CAUSAL_FAMILIES = ("llama", "bloom", "gptj")
+ENCODER_FAMILIES = ("bert", "roberta")
 
 
 def family_of(model) -> str:
