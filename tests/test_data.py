@@ -162,6 +162,27 @@ def test_commonsense_exact_layouts(root):
     assert re.fullmatch(r"[^\n]+ _[^\n]*\n\nOption1: \w+ Option2: \w+ Answer format: option1/option2", wino)
 
 
+def test_boolq_passage_determines_the_label(root):
+    """Open-book BoolQ: the label follows from the passage (learnable in the demo's budget), and
+    neither the negation alone nor the category match alone decides every item."""
+    from benchmark.data.embedded.lexicon import CATEGORIES
+
+    phrases = "|".join(re.escape(p) for p, _, _ in CATEGORIES.values())
+    kinds = Counter()
+    for rel in ("dataset/boolq/test.json", "ft-training_set/commonsense_170k.json"):
+        for row in _rows(root, rel):
+            if not row["instruction"].endswith("Answer format: true/false"):
+                continue
+            m = re.search(rf"question: (?:we know that |it is said that )?the (\w+ \w+) is (not )?({phrases})\. "
+                          rf"(?:is|would you call|is it true that) the (\w+ \w+) (?:is )?({phrases})\?\n", row["instruction"])
+            assert m, row["instruction"]
+            noun, negated, stated, asked_noun, asked = m.groups()
+            assert asked_noun == noun
+            assert row["answer"] == ("true" if not negated and asked == stated else "false")
+            kinds["negated" if negated else "match" if asked == stated else "mismatch"] += 1
+    assert min(kinds.values()) > 50, kinds
+
+
 def test_commonsense_training_set_mixes_all_formats(root):
     rows = _rows(root, "ft-training_set/commonsense_170k.json")
     for row in rows:

@@ -18,7 +18,7 @@ import logging
 
 log = logging.getLogger(__name__)
 
-# ~45 s per model on two CPU cores.
+# About 30 s per model on two idle CPU cores.
 SETTINGS = {"steps": 500, "batch_size": 16, "learning_rate": 2.0e-3, "warmup_steps": 25, "max_len": 128, "seed": 1234}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 
 def rng_for(name: str) -> random.Random:

@@ -45,14 +45,25 @@ def _member(rng: random.Random, cat: str) -> str:
 
 
 def boolq(rng: random.Random, position: int) -> dict:
+    """Open book, as real BoolQ pairs each question with a passage: the passage states a noun's
+    category (or, negated, what it is not), and the label follows from passage and question. Half
+    the items ask about the passage's own category, so its polarity decides ("is" -> true, "is not"
+    -> false); the other half affirm the noun's category and ask about the same or another one, so
+    the label is whether the two category words match. A model that reads only the polarity scores
+    75%; 100% needs the match as well."""
     truth = position == 0  # position 0 -> true, 1 -> false
     cat = rng.choice(CATS)
-    noun_cat = cat if truth else rng.choice([c for c in CATS if c != cat])
-    noun = f"{rng.choice(ADJECTIVES)} {_member(rng, noun_cat)}"
-    phrase, _, prop = CATEGORIES[cat]
-    question = rng.choice((f"is a {noun} {phrase}", f"is the {noun} {phrase}", f"can a {noun} {prop}",
-                           f"would you call a {noun} {phrase}"))
-    return _row(f"Please answer the following question with true or false, question: {question}?\n\n"
+    noun = f"{rng.choice(ADJECTIVES)} {_member(rng, cat)}"
+    lead = rng.choice(("", "we know that ", "it is said that "))
+    if rng.random() < 0.5:  # polarity: the passage affirms or denies the category asked about
+        asked = CATEGORIES[cat][0]
+        passage = f"{lead}the {noun} is {'' if truth else 'not '}{asked}"
+    else:  # match: the passage affirms the noun's category; the question asks this one or another
+        asked = CATEGORIES[cat if truth else rng.choice([c for c in CATS if c != cat])][0]
+        passage = f"{lead}the {noun} is {CATEGORIES[cat][0]}"
+    question = rng.choice((f"is the {noun} {asked}", f"would you call the {noun} {asked}",
+                           f"is it true that the {noun} is {asked}"))
+    return _row(f"Please answer the following question with true or false, question: {passage}. {question}?\n\n"
                 "Answer format: true/false", "true" if truth else "false")
 
 
@@ -170,6 +181,8 @@ def generate() -> dict[str, list[dict]]:
     return files
 
 
-def pretraining_rows(per_format: int, used: set[str]) -> list[dict]:
-    """Fresh items of every format for the zoo's pretraining text, disjoint from `used`."""
-    return [row for name in FORMATS for row in _format_set(name, "pretrain", per_format, used, balanced=False)]
+def pretraining_rows(per_format: int, used: set[str], more: dict[str, int] | None = None) -> list[dict]:
+    """Fresh items of every format for the zoo's pretraining text, disjoint from `used`; `more` gives
+    some formats a count of their own."""
+    counts = {name: (more or {}).get(name, per_format) for name in FORMATS}
+    return [row for name in FORMATS for row in _format_set(name, "pretrain", counts[name], used, balanced=False)]

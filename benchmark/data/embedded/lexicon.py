@@ -1,10 +1,14 @@
 """The fixed small vocabulary every embedded task is built from.
 
 Labels follow from lexical facts in these tables (a noun's category, a tool's use, a feeling's
-remedy). Arithmetic is learnable by the tiny models in the demo's budget; the commonsense labels are
-not yet: each is a closed-book interaction between two words (is *this* noun in *that* category),
-which a 2-layer model only learns after a long plateau (measured: boolq alone, batch 16, lr 2e-3,
-loss stuck at ln 2 for ~1,400 steps, then 78% on the test items at 2,500 steps).
+remedy). Arithmetic is learnable by the tiny models in the demo's budget. A closed-book commonsense
+label is an interaction between two words (is *this* noun in *that* category), which a 2-layer model
+only learns after a long plateau (measured: boolq alone, batch 16, lr 2e-3, loss stuck at ln 2 for
+~1,400 steps, then 78% on the test items at 2,500 steps); an open-book fact plus a choice of option
+*index* (piqa, winogrande) stayed at chance for 300 steps too. So BoolQ items carry a passage
+(commonsense_tasks.boolq): half decided by its negation, half by whether the asked category matches
+the stated one. With a larger BoolQ share in the zoo's pretraining text, smoke's fine-tuning reaches
+55-72% on BoolQ (chance 50%); the other commonsense formats stay near chance.
 Names avoid the capitals A-E: the reference AQuA rule takes the first A-E letter of the output,
 and a rationale mentioning "Ben" would otherwise answer "B".
 """
