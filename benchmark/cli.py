@@ -80,6 +80,23 @@ def cmd_run(args) -> int:
     return 1 if summary.failed else 0
 
 
+def cmd_slurm(args) -> int:
+    from benchmark.scheduler.slurm import SlurmOptions, build_script, positive_int
+
+    opts = SlurmOptions(
+        suite=args.suite, nodes=positive_int("--nodes", args.nodes), gpus_per_node=positive_int("--gpus-per-node", args.gpus_per_node),
+        cpus_per_node=None if args.cpus_per_node is None else positive_int("--cpus-per-node", args.cpus_per_node),
+        partition=args.partition, time=args.time, account=args.account, job_name=args.job_name, results=args.results,
+        data_dir=args.data_dir, embedded=args.embedded, filters=args.filter, venv=args.venv)
+    script, n_trials = build_script(opts)
+    if args.out is None:
+        sys.stdout.write(script)
+    else:
+        Path(args.out).write_text(script)
+        print(f"wrote {args.out} ({n_trials} trials); submit with: sbatch {args.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_report(args) -> int:
     from benchmark.registry import load_suite
     from benchmark.report import build
@@ -189,6 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", type=int, default=None)
     p.add_argument("--max-failures", type=int, default=0, help="retries per trial for transient failures")
     p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("slurm", help="print an sbatch script that starts Ray on the allocation and runs the suite")
+    suite_args(p)
+    p.add_argument("--nodes", required=True, help="nodes to allocate (exclusive, one Ray node each)")
+    p.add_argument("--gpus-per-node", required=True)
+    p.add_argument("--cpus-per-node", default=None, help="default: every CPU of the node")
+    p.add_argument("--partition", default=None)
+    p.add_argument("--time", default=None, help="Slurm time limit, e.g. 24:00:00 or 2-00:00:00")
+    p.add_argument("--account", default=None)
+    p.add_argument("--job-name", default="peft-bench")
+    p.add_argument("--results", default="results", help="shared storage; made absolute in the script")
+    p.add_argument("--data-dir", default=None, help="root of the LLM-Adapters layout (else $PEFT_BENCH_DATA on the cluster)")
+    p.add_argument("--venv", default=None, help="virtual environment (on shared storage) to activate on every node")
+    p.add_argument("--out", default=None, help="write the script to this file instead of stdout")
+    p.set_defaults(fn=cmd_slurm)
 
     p = sub.add_parser("report", help="write the HTML report")
     p.add_argument("suites", nargs="+")
