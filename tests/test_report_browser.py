@@ -1,0 +1,76 @@
+"""The report as a user opens it: straight from the file system in headless Chromium (Debian `chromium`
+and `chromium-driver`, installed by `make browser`); skipped where they are not installed."""
+
+import shutil
+
+import pytest
+
+from benchmark.registry.spec import TrainConfig, TrialSpec
+from benchmark.report import build
+from benchmark.result import Metric, TrialResult
+from benchmark.store import Store
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium / chromium-driver not installed (make browser)")
+EVIL = "<script>alert('x')</script>"
+
+
+def _result(method: str, scores: dict, family: str, **kw) -> TrialResult:
+    spec = TrialSpec(suite="browser", suite_version="1", model="llama-7b", model_source="yahma/llama-7b-hf",
+                     family="llama", method=method, method_args={"r": 8} if method == "lora" else {},
+                     train_data="math_10k", eval_data=tuple(scores), train=TrainConfig())
+    return TrialResult(spec=spec, metrics=[Metric(d, family, "accuracy", v, 100) for d, v in scores.items()],
+                       trainable_params=4_194_304, total_params=6_742_609_920, train_seconds=60.0, eval_seconds=60.0,
+                       device="cpu", started_at="2024-01-01T00:00:00+00:00", finished_at="2024-01-01T00:02:00+00:00", **kw)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    root = tmp_path_factory.mktemp("browser")
+    store = Store(root / "results")
+    store.write(_result("lora", {"gsm8k": 31.0, "AQuA": 20.5}, "math"))
+    store.write(_result("series", {"gsm8k": 28.0, "AQuA": 18.0}, "math"))
+    store.write(_result("lora", {EVIL: 50.0}, "commonsense"))  # a hostile dataset name, in its own family
+    index = build(["browser"], root / "results", root / "report")
+
+    options = Options()
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"):
+        options.add_argument(flag)
+    options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        driver.set_window_size(1300, 1800)
+        driver.get(index.resolve().as_uri())
+        yield driver, root
+    finally:
+        driver.quit()
+
+
+def test_report_loads_without_console_errors_and_shows_tables_and_figures(page):
+    driver, root = page
+    assert driver.title.startswith("peft-bench report")
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []
+    tables = driver.find_elements("tag name", "table")
+    assert len(tables) >= 3  # run summary + one per family
+    images = driver.find_elements("tag name", "img")
+    assert images and all(img.get_property("naturalWidth") > 0 for img in images)  # every figure decoded
+    assert "gsm8k" in driver.find_element("tag name", "body").text
+    shot = root / "report.png"
+    driver.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_hostile_strings_render_as_text_and_never_run(page):
+    from selenium.common.exceptions import NoAlertPresentException
+
+    driver, _ = page
+    assert EVIL in driver.find_element("tag name", "body").text  # shown literally
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text  # noqa: B018 - the script never ran
+    assert driver.execute_script("return document.querySelectorAll('body script').length") == 0
