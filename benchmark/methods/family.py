@@ -7,10 +7,7 @@ module only finds the family of a loaded model and checks that the named modules
 from __future__ import annotations
 
 from benchmark.errors import UserError
-
-FAMILIES = ("llama", "bloom", "gptj", "bert", "roberta")
-CAUSAL_FAMILIES = ("llama", "bloom", "gptj")
-ENCODER_FAMILIES = ("bert", "roberta")
+from benchmark.registry.catalogue import CAUSAL_FAMILIES, ENCODER_FAMILIES, FAMILIES  # noqa: F401 (re-exported)
 
 
 def family_of(model) -> str:

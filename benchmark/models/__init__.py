@@ -22,10 +22,8 @@ import os
 from pathlib import Path
 
 from benchmark.errors import UserError
-from benchmark.registry.catalogue import ModelEntry
+from benchmark.registry.catalogue import CAUSAL_FAMILIES, ModelEntry
 
-CAUSAL_FAMILIES = ("llama", "bloom", "gptj")
-ENCODER_FAMILIES = ("bert", "roberta")
 LLM_ADAPTERS_PAD_ID = 0  # finetune.py: tokenizer.pad_token_id = 0 ("unk"), padding_side = "left"
 ALLOW_PICKLE_ENV = "PEFT_BENCH_ALLOW_PICKLE"
 

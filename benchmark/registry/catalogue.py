@@ -14,7 +14,9 @@ from benchmark.errors import UserError
 from benchmark.paths import SUITES_DIR
 from benchmark.registry.yamlio import check_keys, load_yaml, require
 
-FAMILIES = ("llama", "bloom", "gptj", "bert", "roberta")
+CAUSAL_FAMILIES = ("llama", "bloom", "gptj")  # decoder LMs: generation tasks, LLM-Adapters tokenizer settings
+ENCODER_FAMILIES = ("bert", "roberta")  # encoders: classification / QA heads, the `adapters` methods
+FAMILIES = CAUSAL_FAMILIES + ENCODER_FAMILIES
 FORMATS = ("llm-adapters", "glue-jsonl", "dapt-jsonl", "squad-v1", "hf")
 TASK_FAMILIES = ("math", "commonsense", "classification", "qa")
 ROLES = ("train", "eval")
