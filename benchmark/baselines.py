@@ -25,7 +25,8 @@ COMPARE = ("primary", "fallback", "never")
 METRICS = ("accuracy", "mcc", "f1", "spearman", "pearson", "micro_f1", "macro_f1", "em",
            "average", "relative_params", "relative_time")
 FILE_KEYS = {"name", "description", "vocabulary", "tables", "param_counts"}
-TABLE_KEYS = {"id", "title", "source", "metric", "unit", "columns", "notes", "rows", "std", "domains", "compare"}
+TABLE_KEYS = {"id", "title", "source", "metric", "unit", "columns", "notes", "rows", "std", "domains", "compare",
+              "train_examples"}
 ROW_KEYS = {"model", "method", "kind", "values", "params", "note", "label", "variant", "source", "extra"}
 PARAM_KEYS = {"source", "notes", "counts", "model", "total"}
 
@@ -70,6 +71,9 @@ class BaselineTable:
     domains: dict = field(default_factory=dict)  # column -> domain (DAPT tasks)
     file: str = ""
     compare: str = "primary"  # primary | fallback | never: see COMPARE
+    # K of a low-resource protocol (UniPELT Table 1): the table is the comparison for runs trained on K
+    # examples only, and for no other run (so it stays `never` for full-data runs).
+    train_examples: int | None = None
 
     def metric_of(self, column: str) -> str:
         return self.metric if isinstance(self.metric, str) else self.metric[column]
@@ -156,8 +160,11 @@ def _table(body, vocab: dict, file, where: str) -> BaselineTable:
         seen.add(key)
     notes = _strings(body["notes"], file, field_path(where, "notes")) if "notes" in body else ()
     compare = _choice(body.get("compare", "primary"), COMPARE, file, field_path(where, "compare"))
+    k = body.get("train_examples")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        _fail(file, field_path(where, "train_examples"), f"got {k!r}; allowed: an integer >= 1 (the K of a low-resource table)")
     return BaselineTable(**text, metric=metric, unit=unit, columns=tuple(columns), rows=rows, notes=notes,
-                         std=std, domains=dict(domains), file=str(file), compare=compare)
+                         std=std, domains=dict(domains), file=str(file), compare=compare, train_examples=k)
 
 
 @functools.cache  # files do not change during a run; reports look up many cells

@@ -69,15 +69,64 @@ def cmd_run(args) -> int:
     from benchmark.paths import data_dir
     from benchmark.registry import plan
     from benchmark.scheduler import run_specs
+    from benchmark.scheduler.tune_driver import check_address
+    from benchmark.store.fs import locate
 
     suite, specs = plan(args.suite, args.filter, embedded=args.embedded)
+    locate(args.results)  # a bad --results URI or --address fails here, before Ray starts
+    if args.address is not None:
+        check_address(args.address)
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UserError(f"--max-concurrent {args.max_concurrent}: allowed: an integer >= 1 (trials running at once, cluster-wide)")
     summary = run_specs(specs, data_root=str(data_dir(args.data_dir)), results_root=args.results,
-                        address=args.address, max_concurrent=args.max_concurrent, max_failures=args.max_failures)
-    print(f"{summary.ok} ok, {len(summary.failed)} failed, {summary.skipped} already stored "
+                        address=args.address, max_concurrent=args.max_concurrent, max_failures=args.max_failures,
+                        retry_failed=args.retry_failed)
+    skipped = "not failed" if args.retry_failed else "already stored"
+    print(f"{summary.ok} ok, {len(summary.failed)} failed, {summary.skipped} {skipped} "
           f"({summary.seconds:.0f} s); results in {args.results}")
     for trial_id, error in summary.failed:
         print(f"FAILED {trial_id}: {error}")
+    if summary.failed:
+        print(f"rerun only these with: peft-bench run {args.suite} --retry-failed (same options)")
     return 1 if summary.failed else 0
+
+
+def cmd_submit(args) -> int:
+    from benchmark.registry import plan
+    from benchmark.scheduler import jobs
+
+    _, specs = plan(args.suite, args.filter, embedded=args.embedded)  # a typo fails here, not on the cluster
+    working_dir = Path(args.working_dir).resolve()
+    if not working_dir.is_dir():
+        raise UserError(f"--working-dir {args.working_dir!r}: not a directory; allowed: the folder to ship (default: .)")
+    entry = jobs.entrypoint(jobs.suite_argument(args.suite, working_dir), args.filter, args.embedded,
+                            jobs.remote_path("--results", args.results), jobs.remote_path("--data-dir", args.data_dir),
+                            args.max_concurrent, args.max_failures, args.retry_failed)
+    job_id = jobs.submit(args.address, entry, working_dir, args.env, args.driver_cpus, args.driver_gpus)
+    print(job_id)
+    print(f"submitted {len(specs)} trials as {job_id}; follow it with: peft-bench jobs logs {job_id} --address {args.address}",
+          file=sys.stderr)
+    if not args.wait:
+        return 0
+    state = jobs.wait(args.address, job_id)
+    sys.stdout.write(jobs.logs(args.address, job_id))
+    print(f"{job_id}: {state}")
+    return 0 if state == "SUCCEEDED" else 1
+
+
+def cmd_jobs(args) -> int:
+    from benchmark.scheduler import jobs
+
+    if args.jobs_command == "status":
+        state, message = jobs.status(args.address, args.job_id)
+        print(f"{args.job_id}: {state}" + (f" ({message})" if message else ""))
+        return 0
+    if args.jobs_command == "logs":
+        sys.stdout.write(jobs.logs(args.address, args.job_id))
+        return 0
+    stopped = jobs.stop(args.address, args.job_id)
+    print(f"{args.job_id}: {'stop requested' if stopped else 'already finished'}")
+    return 0
 
 
 def cmd_slurm(args) -> int:
@@ -118,10 +167,20 @@ def cmd_status(args) -> int:
     suite, specs = plan(args.suite, args.filter, embedded=args.embedded)
     store = Store(args.results)
     name = specs[0].suite if specs else suite.name
-    ok, failed = store.ok_trial_ids(name), store.failed_trial_ids(name)
+    statuses = store.statuses(name)
     ids = {s.trial_id for s in specs}
-    done, bad = len(ids & ok), len((ids & failed) - ok)
+    done = sum(statuses.get(t) == "ok" for t in ids)
+    bad = sum(statuses.get(t) == "failed" for t in ids)
     print(f"{name}: {done} done, {bad} failed, {len(ids) - done - bad} remaining, {len(ids)} total")
+    if bad:  # which ones, and why (the first line of the stored error)
+        frame = store.read([name])
+        errors = dict(zip(frame["trial_id"], frame["error"]))
+        for spec in specs:
+            if statuses.get(spec.trial_id) == "failed":
+                cell = "/".join(map(str, spec.cell.values())) or f"{spec.model}/{spec.method}"
+                why = (errors.get(spec.trial_id) or "unknown error").strip().splitlines()[0][:160]
+                print(f"FAILED {spec.trial_id} {cell}: {why}")
+        print(f"rerun only these with: peft-bench run {args.suite} --retry-failed --results {args.results}")
     return 0
 
 
@@ -203,9 +262,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="an existing Ray cluster: auto or ray://HOST:10001")
     p.add_argument("--results", default="results")
     p.add_argument("--data-dir", default=None, help="root of the LLM-Adapters layout (else $PEFT_BENCH_DATA, ./data)")
-    p.add_argument("--max-concurrent", type=int, default=None)
-    p.add_argument("--max-failures", type=int, default=0, help="retries per trial for transient failures")
+    p.add_argument("--max-concurrent", type=int, default=None, help="at most this many trials at once, cluster-wide")
+    p.add_argument("--max-failures", type=int, default=2,
+                   help="retries per trial when its worker dies (a trial's own error, NaN loss or OOM is stored, not retried)")
+    p.add_argument("--retry-failed", action="store_true", help="run only the trials stored as failed")
     p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("submit", help="send the run to an existing Ray cluster as a Ray Job; prints the job id")
+    suite_args(p)
+    p.add_argument("--address", required=True, help="the Ray dashboard: http://HEAD:8265")
+    p.add_argument("--results", default="results", help="absolute path on shared storage or a URI (s3://...)")
+    p.add_argument("--data-dir", default=None, help="absolute path on the cluster (else $PEFT_BENCH_DATA there)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="at most this many trials at once, cluster-wide")
+    p.add_argument("--max-failures", type=int, default=2, help="retries per trial when its worker dies")
+    p.add_argument("--retry-failed", action="store_true", help="run only the trials stored as failed")
+    p.add_argument("--working-dir", default=".", help="folder shipped to the cluster (default: the current one)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="environment variable for the job")
+    p.add_argument("--driver-cpus", type=float, default=1, help="CPUs reserved for the job's driver")
+    p.add_argument("--driver-gpus", type=float, default=0, help="GPUs reserved for the job's driver")
+    p.add_argument("--wait", action="store_true", help="wait for the job, print its logs, exit with its status")
+    p.set_defaults(fn=cmd_submit)
+
+    p = sub.add_parser("jobs", help="follow a submitted Ray Job: status, logs, stop")
+    p.add_argument("jobs_command", choices=["status", "logs", "stop"])
+    p.add_argument("job_id")
+    p.add_argument("--address", required=True, help="the Ray dashboard: http://HEAD:8265")
+    p.set_defaults(fn=cmd_jobs)
 
     p = sub.add_parser("slurm", help="print an sbatch script that starts Ray on the allocation and runs the suite")
     suite_args(p)
@@ -252,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--with-head", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_params)
+
+    from benchmark.perf.cli import add_parser as add_perf_parser  # light: imports nothing heavy
+
+    add_perf_parser(sub)
     return parser
 
 

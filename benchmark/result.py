@@ -14,6 +14,7 @@ class Metric:
     metric: str  # accuracy, f1, em, mcc, spearman ...
     value: float  # in percent for accuracy-like metrics, as papers print them
     n_examples: int
+    split: str = "test"  # test: the reported number; dev: the selection split (early stopping, lr search)
 
 
 @dataclass

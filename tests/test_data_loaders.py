@@ -84,7 +84,7 @@ def test_invalid_json_is_a_user_error(tmp_path):
 
 def test_glue_dapt_squad_split_loaders(root):
     sst2 = load_glue(root / "glue" / "sst2", "train")
-    assert len(sst2) == 400 and sst2[0].text_pair is None and sst2[0].label in (0, 1)
+    assert len(sst2) == 2400 and sst2[0].text_pair is None and sst2[0].label in (0, 1)
     rte = load_glue(root / "glue" / "rte", "validation")
     assert rte[0].text_pair and rte[0].label in (0, 1)
     assert all(e.label is None for e in load_glue(root / "glue" / "rte", "test"))
@@ -101,11 +101,11 @@ def test_glue_dapt_squad_split_loaders(root):
 
 def test_load_examples_dispatches_other_formats_by_role(root):
     glue = _entry("sst2", "glue/sst2", fmt="glue-jsonl")
-    assert len(load_examples(glue, root)) == 100  # eval -> validation
-    assert len(load_examples(_entry("sst2", "glue/sst2", fmt="glue-jsonl", role="train"), root)) == 400
+    assert len(load_examples(glue, root)) == 200  # eval -> validation
+    assert len(load_examples(_entry("sst2", "glue/sst2", fmt="glue-jsonl", role="train"), root)) == 2400
     assert len(load_examples(_entry("imdb", "dapt/imdb", fmt="dapt-jsonl"), root)) == 100
     assert len(load_examples(_entry("squad", "squad", fmt="squad-v1"), root)) == 150
-    assert len(load_examples(_entry("one", "glue/cola/train.jsonl", fmt="glue-jsonl"), root)) == 400
+    assert len(load_examples(_entry("one", "glue/cola/train.jsonl", fmt="glue-jsonl"), root)) == 2400
     with pytest.raises(UserError, match="'imdb'.*file not found"):
         load_examples(_entry("imdb", "dapt/imdb", fmt="dapt-jsonl"), root / "nowhere")
 

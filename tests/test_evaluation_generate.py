@@ -17,8 +17,8 @@ from transformers import (
 
 from benchmark.data.example import Example
 from benchmark.data.prompts import eval_prompt
-from benchmark.evaluation import evaluate, generate, generate_reference
-from benchmark.evaluation.generate import generate_ids, generate_reference_ids
+from benchmark.evaluation import beam, evaluate, generate, generate_reference
+from benchmark.evaluation.generate import generate_ids, generate_ids_hf, generate_reference_ids
 from benchmark.registry.catalogue import DatasetEntry
 from benchmark.registry.spec import EvalConfig
 
@@ -123,3 +123,112 @@ def test_evaluate_end_to_end_on_a_tiny_llama():
     cfg = EvalConfig(num_beams=1, max_new_tokens=2, batch_size=1, protocol="strict")
     _, _, used = evaluate(model, tok, entry, examples[:1], cfg)
     assert used["max_new_tokens"] == 2 and used["protocol"] == "strict"
+
+
+# ---- the fast path (benchmark/evaluation/beam.py) against the reference, across models and methods ----
+
+def eos_prone(model):
+    """Boost the EOS row of the output layer so beams finish at different steps (eviction, early stop)."""
+    with torch.no_grad():
+        model.get_output_embeddings().weight[2] *= 3.0
+    return model
+
+
+def perturbed(model, method: str):
+    """The model with `method` injected and its trainable weights moved off their (often no-op) init."""
+    from benchmark import methods
+
+    if method == "none":
+        return model
+    args = {"num_virtual_tokens": 3} if method in ("prefix", "prompt") else {}
+    if method in ("series", "parallel"):
+        args = {"bottleneck_size": 8}
+    torch.manual_seed(1)
+    wrapped = methods.apply(model, method, args)
+    with torch.no_grad():
+        for p in wrapped.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    return wrapped.eval()
+
+
+def reference_for(model, method):
+    # peft prefix tuning cannot decode without a cache, so its reference is transformers' generate one prompt at a time.
+    if method == "prefix":
+        return lambda m, t, p, n, b: generate_ids_hf(m, t, p, n, b, batch_size=1)
+    return generate_reference_ids
+
+
+@pytest.mark.parametrize("family", ["llama", "bloom", "gptj"])
+@pytest.mark.parametrize("method", ["none", "lora", "prefix", "prompt", "series"])
+def test_fast_beam_search_equals_reference_for_each_family_and_method(family, method):
+    model = perturbed(eos_prone(tiny_model(family)), method)
+    tok = word_tokenizer()
+    prompts = word_prompts((3, 11, 6, 1, 8, 5, 9))
+    feeder = beam.Feeder.for_model(model, 10, 4, 0, 2)
+    assert feeder is not None and feeder.kind == {"prefix": "prefix", "prompt": "prompt"}.get(method, "plain")
+    with torch.inference_mode():
+        ours = generate_ids(model, tok, prompts, max_new_tokens=10, num_beams=4, batch_size=3)
+        greedy = generate_ids(model, tok, prompts, max_new_tokens=10, num_beams=1, batch_size=4)
+        reference = reference_for(model, method)(model, tok, prompts, 10, 4)
+        reference_greedy = reference_for(model, method)(model, tok, prompts, 10, 1)
+    assert ours == reference
+    assert greedy == reference_greedy
+
+
+def test_fast_path_exercises_eos_and_max_length():
+    model, tok = eos_prone(tiny_model("llama")), word_tokenizer()
+    prompts = word_prompts((3, 11, 6, 1, 8, 5, 9))
+    with torch.inference_mode():
+        ours = generate_ids(model, tok, prompts, max_new_tokens=10, num_beams=4, batch_size=7)
+    encoded = [tok(p)["input_ids"] for p in prompts]
+    ends = [ids[len(e):] for ids, e in zip(ours, encoded)]
+    assert any(c and c[-1] == 2 and len(c) < 10 for c in ends)  # some stop at EOS early (evicted)
+    assert any(len(c) == 10 and 2 not in c for c in ends)  # some run to max_new_tokens
+
+
+@pytest.mark.parametrize("early_stopping,length_penalty", [(True, 1.0), ("never", 1.0), ("never", -0.5),
+                                                           (False, 2.0), (False, 0.0)])
+def test_fast_path_follows_the_generation_config_search_settings(early_stopping, length_penalty):
+    model, tok = eos_prone(tiny_model("llama")), word_tokenizer()
+    model.generation_config.early_stopping = early_stopping
+    model.generation_config.length_penalty = length_penalty
+    prompts = word_prompts((3, 11, 6, 1, 8))
+    with torch.inference_mode():
+        ours = generate_ids(model, tok, prompts, max_new_tokens=9, num_beams=3, batch_size=2)
+        reference = generate_reference_ids(model, tok, prompts, max_new_tokens=9, num_beams=3)
+    assert ours == reference
+
+
+def test_logits_processors_fall_back_to_transformers_generate():
+    model, tok = tiny_model("llama"), word_tokenizer()
+    model.generation_config.repetition_penalty = 1.3
+    assert beam.Feeder.for_model(model, 8, 4, 0, 2) is None
+    prompts = word_prompts((3, 7))
+    with torch.inference_mode():
+        assert generate_ids(model, tok, prompts, 6, 2, batch_size=2) == generate_reference_ids(model, tok, prompts, 6, 2)
+
+
+def test_prompt_token_equal_to_pad_is_masked_as_the_reference_does():
+    model, tok = tiny_model("llama"), word_tokenizer()
+    prompts = ["w5 w7 nosuchword w9", "w1 w2"]  # the unknown word becomes id 0, the pad id
+    assert 0 in tok(prompts[0])["input_ids"]
+    with torch.inference_mode():
+        assert generate_ids(model, tok, prompts, 6, 4, batch_size=2) == generate_reference_ids(model, tok, prompts, 6, 4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-bloom", "tiny-gptj"])
+@pytest.mark.parametrize("method", ["none", "lora", "prefix", "prompt", "series", "parallel"])
+def test_fast_path_equals_reference_on_the_pretrained_zoo(name, method):
+    from benchmark import models
+    from benchmark.data import load_examples
+    from benchmark.registry import catalogue
+
+    base, tok = models.load(catalogue.model(name), dtype="float32")
+    model = perturbed(base.eval(), method)
+    prompts = [eval_prompt(ex) for ex in load_examples(catalogue.dataset("emb-gsm8k"), None)[:6]]
+    with torch.inference_mode():
+        ours = generate_ids(model, tok, prompts, max_new_tokens=32, num_beams=4, batch_size=4)
+        reference = reference_for(model, method)(model, tok, prompts, 32, 4)
+    assert ours == reference

@@ -42,11 +42,17 @@ def report(tmp_path):
     store.write(ok(spec("lora", {"r": 8}, eval_data=(EVIL,)), {EVIL: 55.0}, family="commonsense"))
     out = tmp_path / "report"
     index = build([SUITE], tmp_path / "results", out)
-    return index, index.read_text(encoding="utf-8")
+    return index, pages(index)
+
+
+def pages(index):
+    """The index followed by every table page, each opening with its <h1>: one text to search."""
+    tables = sorted(p for p in index.parent.glob("[0-9][0-9]-*.html"))
+    return "\n".join(p.read_text(encoding="utf-8") for p in [index, *tables])
 
 
 def _row(html, label_start):
-    math_section = html[html.index("<h2>math</h2>"):]
+    math_section = _section(html, "math")
     rows = re.findall(r"<tr><td>(.*?)</tr>", math_section, flags=re.S)
     return next(r for r in rows if r.startswith(label_start))
 
@@ -70,7 +76,7 @@ def test_failed_trials_are_marked_and_listed(report):
     assert parallel.count(">failed<") == 3  # gsm8k, AQuA, Average
     assert "CUDA out of memory" in html and "Traceback" not in html  # first line only
     assert "5 stored: 4 ok, 1 failed" in html
-    assert "NVIDIA H100" in html and "4.00 h" in html  # 4 ok trials x (1800 + 1800) s
+    assert "NVIDIA H100 (4 trials)" in html and "4.00 GPU-hours, 0.00 CPU-hours" in html  # 4 x (1800 + 1800) s
 
 
 def test_data_strings_are_escaped(report):
@@ -84,25 +90,26 @@ def test_figures_and_exports_are_written(report):
     index, html = report
     out = index.parent
     pngs = sorted(out.glob("*.png"))
-    assert len(pngs) == 2  # math and commonsense
+    assert len(sorted(out.glob("*-params.png"))) == 2  # math and commonsense: score vs parameters
+    assert len(sorted(out.glob("*-delta.png"))) == 1  # math only: commonsense has no paper number to differ from
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
         assert f'src="{png.name}"' in html
-    alts = re.findall(r'<img src="[^"]+" alt="([^"]+)"', html)
-    assert len(alts) == 2 and all("trainable parameters" in alt for alt in alts)
+    alts = re.findall(r'<img src="([^"]+)" alt="([^"]+)"', html)
+    assert len(alts) == len(pngs) and all("trainable parameters" in alt for src, alt in alts if "-params" in src)
     csvs, mds = sorted(out.glob("*.csv")), sorted(out.glob("*.md"))
-    assert len(csvs) == 2 and len(mds) == 2
-    math_md = next(p for p in mds if "math" in p.name).read_text()
-    assert "| Model / method | gsm8k | AQuA | Average | Trainable params |" in math_md
+    assert len(csvs) == 2 and len(mds) == 2 and len(sorted(out.glob("*.tex"))) == 2
+    math_md = next(p for p in mds if p.name.endswith("_math.md")).read_text()
+    assert "| Model / method | gsm8k | AQuA | Average | Trainable params (%) |" in math_md
     assert "**40.5**" in math_md and "not run" in math_md and "failed" in math_md
-    math_csv = next(p for p in csvs if "math" in p.name).read_text()
+    math_csv = next(p for p in csvs if p.name.endswith("_math.csv")).read_text()
     assert "32.0 ± 2.8 (n=2)" in math_csv
     assert "http" not in re.sub(r'<a href="[^"]+\.(csv|md)"', "", html)  # no external resources
 
 
 def test_empty_store_still_builds(tmp_path):
     html = build(["nothing"], tmp_path / "results", tmp_path / "out").read_text()
-    assert "No trials stored" in html and "nothing (no trials stored)" in html
+    assert "No trials stored" in html and "<td>nothing</td><td>no trials stored</td>" in html
 
 
 def test_rows_split_by_differing_train_settings(tmp_path):
@@ -111,7 +118,7 @@ def test_rows_split_by_differing_train_settings(tmp_path):
         s = TrialSpec(suite="hp", suite_version="1", model="m", model_source="embedded:m", family="llama", method="lora",
                       method_args={"r": 8}, train_data="d", eval_data=("gsm8k",), train=TrainConfig(learning_rate=lr))
         store.write(ok(s, {"gsm8k": 10.0 if lr < 2e-4 else 20.0}))
-    html = build(["hp"], tmp_path / "results", tmp_path / "out").read_text()
+    html = pages(build(["hp"], tmp_path / "results", tmp_path / "out"))
     assert "m / lora (r=8) [learning_rate=0.0001]" in html and "m / lora (r=8) [learning_rate=0.0003]" in html
 
 
@@ -128,8 +135,8 @@ def test_chance_level_comes_from_the_catalogue_answer_options():
 # ---- published numbers beside the run (benchmark/report/published.py) ----
 
 def _section(html, family):
-    start = html.index(f"<h2>{family}</h2>")
-    end = html.find("<h2>", start + 1)
+    start = html.index(f": {family}</h1>")
+    end = html.find("<h1>", start + 1)
     return html[start:end if end > 0 else len(html)]
 
 
@@ -146,10 +153,10 @@ def test_run_cell_shows_the_paper_number_and_the_signed_difference(report):
     _, html = report
     lora = _row(html, "llama-7b / lora (r=8)")
     # llama-7b / lora on gsm8k: run 32.0, paper 37.5 (current README table) -> -5.5; AQuA 22.0 vs 18.9 -> +3.1
-    assert re.search(r'paper 37\.5<sup>1</sup>, <span class="delta">-5\.5</span>', lora)
-    assert re.search(r'paper 18\.9<sup>1</sup>, <span class="delta">\+3\.1</span>', lora)
+    assert re.search(r'paper 37\.5<sup>1</sup>, <span class="delta[^"]*">-5\.5</span>', lora)
+    assert re.search(r'paper 18\.9<sup>1</sup>, <span class="delta[^"]*">\+3\.1</span>', lora)
     # Average: the table prints gsm8k/AQuA/mawps/SVAMP, so the mean of the paper's two numbers: 28.2 vs 27.0
-    assert re.search(r'paper 28\.2<sup>1</sup>, <span class="delta">-1\.2</span>', lora)
+    assert re.search(r'paper 28\.2<sup>1</sup>, <span class="delta[^"]*">-1\.2</span>', lora)
     assert 'title="Math reasoning, 4 datasets (current README) [llm_adapters_math_current]: ' in lora
     series = _row(html, "llama-7b / series (bottleneck_size=256)")
     assert "<strong>40.5</strong>" in series and "+7.2" in series
@@ -158,7 +165,7 @@ def test_run_cell_shows_the_paper_number_and_the_signed_difference(report):
     parallel = _row(html, "llama-7b / parallel")
     assert "paper 35.3" in parallel and "delta" not in parallel
     commonsense = _section(html, "commonsense")
-    assert "paper" not in commonsense and "Published" not in commonsense  # no published column fits: nothing extra
+    assert 'class="paper"' not in commonsense and "Published (not this run)" not in commonsense  # no published column fits: nothing extra
 
 
 def test_baseline_and_other_paper_rows_are_reference_rows_with_their_source(report):
@@ -193,7 +200,7 @@ def test_exports_carry_the_same_published_numbers(report):
     gpt = frame[frame["Model / method"] == "GPT-3.5 (baseline) [1]"].iloc[0]
     assert (gpt["gsm8k"], gpt["AQuA"], gpt["Average"], gpt["Row"]) == ("56.4", "38.9", "47.7", "baseline")
     assert gpt["Sources"].startswith("[1] Math reasoning, 4 datasets (current README)")
-    assert list(frame["Row"]).count("chance") == 1 and "0" not in set(frame["Trainable params"])
+    assert list(frame["Row"]).count("chance") == 1 and "0" not in set(frame["Trainable params (%)"])
 
 
 def _embedded_report(tmp_path):
@@ -203,7 +210,7 @@ def _embedded_report(tmp_path):
                   train=TrainConfig(seed=1))
     store.write(ok(s, {"emb-gsm8k": 3.0}, trainable=8192, total=1_000_000))
     index = build(["smoke"], tmp_path / "results", tmp_path / "out")
-    return index, index.read_text(encoding="utf-8")
+    return index, pages(index)
 
 
 def test_embedded_run_shows_published_numbers_apart_for_orientation_only(tmp_path):
@@ -229,7 +236,7 @@ def test_matching_rules_rank_tables_and_check_metrics():
     from benchmark.report.published import Matcher, ranked_tables
 
     tables = ranked_tables()
-    assert all(t.compare != "never" for t in tables) and "llm_adapters_math_2023_04_04" not in {t.id for t in tables}
+    assert all(t.compare != "never" or t.train_examples for t in tables) and "llm_adapters_math_2023_04_04" not in {t.id for t in tables}
     key = ("llama-7b", "lora", None)
     matcher = Matcher([("gsm8k", "accuracy"), ("AddSub", "accuracy"), ("emb-SVAMP", "accuracy")], tables)
     gsm8k, addsub, svamp = (matcher.cell(i, key) for i in range(3))
@@ -247,7 +254,7 @@ def test_matching_rules_rank_tables_and_check_metrics():
 def test_missing_published_numbers_show_nothing_extra(tmp_path):
     store = Store(tmp_path / "results")
     store.write(ok(spec("dora", {}, eval_data=("gsm8k", "mawps")), {"gsm8k": 30.0, "mawps": 70.0}))
-    html = build([SUITE], tmp_path / "results", tmp_path / "out").read_text()
+    html = pages(build([SUITE], tmp_path / "results", tmp_path / "out"))
     assert "paper" not in _row(html, "llama-7b / dora")  # the paper has no DoRA row
     adapterp = _published_row(html, "LLaMA-7B-AdapterP")  # the April-21 table prints no mawps, nor an average
     assert _cells(adapterp)[1:4] == ["30.2", "-", "-"]
@@ -263,6 +270,25 @@ def test_embedded_rehearsal_rows_name_the_model_they_stand_for(tmp_path):
                       train=TrainConfig(gradient_checkpointing=grid_model == "llama-13b"),  # as math.yaml sets it
                       cell={"model": grid_model, "method": "lora"})
         store.write(ok(s, {"emb-gsm8k": 10.0 if grid_model == "llama-7b" else 12.0}))
-    html = build(["llm_adapters/math-embedded"], tmp_path / "results", tmp_path / "report").read_text()
+    html = pages(build(["llm_adapters/math-embedded"], tmp_path / "results", tmp_path / "report"))
     assert "llama-7b (as tiny-llama) / lora" in html and "llama-13b (as tiny-llama) / lora" in html
     assert "n=2" not in html  # two grid cells, not two seeds of one
+
+
+def test_ablation_suites_get_sweep_lines_and_placement_bars(tmp_path):
+    store = Store(tmp_path / "results")
+    for size, score in ((64, 30.0), (256, 34.0)):
+        store.write(ok(spec("series", {"bottleneck_size": size}, suite="llm_adapters/hparams"), {"gsm8k": score, "AQuA": 20.0}))
+    for r, score in ((4, 31.0), (8, 33.0)):
+        store.write(ok(spec("lora", {"r": r, "alpha": 2 * r}, suite="llm_adapters/hparams"), {"gsm8k": score, "AQuA": 20.0}))
+    for modules, score in ((["o_proj"], 29.0), (["down_proj"], 33.0)):
+        store.write(ok(spec("series", {"target_modules": modules}, suite="llm_adapters/placement"),
+                       {"gsm8k": score, "AQuA": 19.0}))
+    index = build(["llm_adapters/hparams", "llm_adapters/placement"], tmp_path / "results", tmp_path / "out")
+    html = pages(index)
+    sweep = next(index.parent.glob("*hparams*-sweep.png"))
+    bars = next(index.parent.glob("*placement*-placement.png"))
+    assert sweep.stat().st_size > 1000 and bars.stat().st_size > 1000
+    assert "a line per sweep (lora r; series bottleneck_size)" in html  # LoRA's alpha follows r: one sweep
+    assert "grouped bars (series by target_modules)" in html
+    assert not list(index.parent.glob("*placement*-sweep.png"))  # target modules are not a numeric sweep

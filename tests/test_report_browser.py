@@ -7,7 +7,7 @@ import pytest
 
 from benchmark.registry.spec import TrainConfig, TrialSpec
 from benchmark.report import build
-from benchmark.result import Metric, TrialResult
+from benchmark.result import Metric, Prediction, TrialResult
 from benchmark.store import Store
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -32,7 +32,9 @@ def page(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("browser")
     store = Store(root / "results")
-    store.write(_result("lora", {"gsm8k": 31.0, "AQuA": 20.5}, "math"))
+    hostile = [Prediction(id="1", prompt="2+2?", output=EVIL, extracted="4", gold="4", correct=True),
+               Prediction(id="2", prompt="3+3?", output="7", extracted="7", gold="6", correct=False)]
+    store.write(_result("lora", {"gsm8k": 50.0, "AQuA": 20.5}, "math", predictions={"gsm8k": hostile}))
     store.write(_result("series", {"gsm8k": 28.0, "AQuA": 18.0}, "math"))
     store.write(_result("lora", {EVIL: 50.0}, "commonsense"))  # a hostile dataset name, in its own family
     index = build(["browser"], root / "results", root / "report")
@@ -46,31 +48,48 @@ def page(tmp_path_factory):
     try:
         driver.set_window_size(1300, 1800)
         driver.get(index.resolve().as_uri())
-        yield driver, root
+        yield driver, root, index
     finally:
         driver.quit()
 
 
+def _open(driver, path):
+    driver.get(path.resolve().as_uri())
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
 def test_report_loads_without_console_errors_and_shows_tables_and_figures(page):
-    driver, root = page
+    driver, root, index = page
     assert driver.title.startswith("peft-bench report")
-    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-    assert errors == []
-    tables = driver.find_elements("tag name", "table")
-    assert len(tables) >= 3  # run summary + one per family
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+    links = [a.get_attribute("href") for a in driver.find_elements("css selector", "ul.tables a[href$='.html']")]
+    assert len(links) == 2  # math and commonsense pages
+    math = next(p for p in index.parent.glob("*_math.html"))
+    assert _open(driver, math) == []
+    assert len(driver.find_elements("css selector", "table.results tbody:not(.reference) tr")) == 2
     images = driver.find_elements("tag name", "img")
     assert images and all(img.get_property("naturalWidth") > 0 for img in images)  # every figure decoded
+    assert all(img.get_attribute("alt") for img in images)
     assert "gsm8k" in driver.find_element("tag name", "body").text
     shot = root / "report.png"
     driver.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    run_link = driver.find_element("css selector", "span.runs a")
+    run_link.click()  # the drill-down of the trial behind a number
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+    assert driver.find_element("tag name", "h1").text.startswith("Trial ")
+    driver.save_screenshot(str(root / "trial.png"))
 
 
 def test_hostile_strings_render_as_text_and_never_run(page):
     from selenium.common.exceptions import NoAlertPresentException
 
-    driver, _ = page
-    assert EVIL in driver.find_element("tag name", "body").text  # shown literally
-    with pytest.raises(NoAlertPresentException):
-        driver.switch_to.alert.text  # noqa: B018 - the script never ran
-    assert driver.execute_script("return document.querySelectorAll('body script').length") == 0
+    driver, _, index = page
+    commonsense = next(p for p in index.parent.glob("*_commonsense.html"))
+    lora_math = next(p for p in (index.parent / "trials").glob("*.html") if "2+2?" in p.read_text())
+    for path in (commonsense, lora_math):  # a dataset name, a model output
+        assert _open(driver, path) == []
+        assert EVIL in driver.find_element("tag name", "body").text  # shown literally
+        with pytest.raises(NoAlertPresentException):
+            driver.switch_to.alert.text  # noqa: B018 - the script never ran
+        assert driver.execute_script("return document.querySelectorAll('script').length") == 0

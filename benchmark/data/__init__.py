@@ -1,9 +1,11 @@
 """Datasets: one loader per on-disk format, chosen by the catalogue entry's `format`.
 
 `load_examples(entry, data_root)` reads what a DatasetEntry names. LLM-Adapters files give
-`Example` rows (the generation tasks); GLUE/DAPT jsonl give `ClassificationExample`s and SQuAD
-gives `SquadExample`s, of the split the entry's role implies (train, else the evaluation split).
-Embedded entries live under paths.embedded_data_dir(), generated there on first use.
+`Example` rows (the generation tasks); GLUE/DAPT jsonl give `ClassificationExample`s, SQuAD gives
+`SquadExample`s and the `text` format (corpora for masked-LM stages) a list of str documents.
+Folder-of-splits formats read one split: the entry's `split:` when it names one, else the split its
+role implies (SPLIT_FOR_ROLE). Embedded entries live under paths.embedded_data_dir(), generated
+there on first use.
 """
 
 from __future__ import annotations
@@ -17,10 +19,17 @@ from benchmark.data.llm_adapters import HINT, missing_file_error
 from benchmark.errors import UserError
 from benchmark.registry.catalogue import DatasetEntry
 
-__all__ = ["Example", "load_examples", "resolve_root", "dataset_path", "LOADERS"]
+__all__ = ["Example", "load_examples", "resolve_root", "dataset_path", "split_of", "LOADERS"]
 
-# role -> split read from a folder of split files, per format (GLUE hides test labels; DAPT reports test)
+# role -> split read from a folder of split files, per format. eval: GLUE hides its test labels, so its
+# dev set ("validation") is the papers' test set; DAPT reports its test split; SQuAD its dev file.
+# dev (early stopping, model selection): DAPT's and SQuAD's dev files; for GLUE and HF datasets the
+# validation split. GLUE papers select on the same dev set they report (UniPELT's low-resource protocol
+# instead samples its dev set from train, which the training stage does). MNLI's dev split is named
+# validation_matched: its entries say so with `split:`.
 EVAL_SPLIT = {"glue-jsonl": "validation", "dapt-jsonl": "test", "squad-v1": "dev", "hf": "validation"}
+DEV_SPLIT = {"glue-jsonl": "validation", "dapt-jsonl": "dev", "squad-v1": "dev", "hf": "validation"}
+SPLIT_FOR_ROLE = {"eval": EVAL_SPLIT, "dev": DEV_SPLIT}
 
 
 def resolve_root(entry: DatasetEntry, data_root: Path | str | None, generate: bool = True) -> Path:
@@ -40,8 +49,11 @@ def dataset_path(entry: DatasetEntry, data_root: Path | str | None, generate: bo
     return resolve_root(entry, data_root, generate) / entry.path
 
 
-def _split(entry: DatasetEntry) -> str:
-    return "train" if entry.role == "train" else EVAL_SPLIT[entry.format]
+def split_of(entry: DatasetEntry) -> str:
+    """The split a folder-of-splits entry reads: its `split:`, else the one its role implies."""
+    if entry.split:
+        return entry.split
+    return "train" if entry.role == "train" else SPLIT_FOR_ROLE[entry.role][entry.format]
 
 
 def _require(entry: DatasetEntry, path: Path) -> Path:
@@ -63,27 +75,54 @@ def _split_files(module_name: str) -> Callable[[DatasetEntry, Path], list]:
         import importlib
 
         module = importlib.import_module(f"benchmark.data.{module_name}")
-        file = path if path.is_file() else _require(entry, module.split_path(path, _split(entry)))
+        file = path if path.is_file() else _require(entry, module.split_path(path, split_of(entry)))
         return module.load_file(file)
 
     return load
 
 
-def _hf(entry: DatasetEntry, path: Path) -> list:
-    """entry.path = "<hub id or local dataset folder>[:<config>]", read by `datasets` (its cache and offline
-    mode apply). Rows are read by their fields: LLM-Adapters records (instruction, input, output, answer),
-    SQuAD (context, question, answers) or GLUE-style classification (sentence[s], label)."""
+def _text(entry: DatasetEntry, path: Path) -> list[str]:
+    from benchmark.data.text_corpus import load_file
+
+    return load_file(path)
+
+
+def _hf_rows(entry: DatasetEntry, source: str, config: str, split: str):
+    """The split's rows: a folder written by `save_to_disk` (the way to carry a hub dataset to an offline
+    machine) is read with load_from_disk; anything else (hub id, folder of data files) with load_dataset."""
+    import datasets
+
+    folder = Path(source)
+    if (folder / "dataset_dict.json").is_file() or (folder / "dataset_info.json").is_file():
+        saved = datasets.load_from_disk(str(folder))
+        if isinstance(saved, datasets.DatasetDict):
+            if split not in saved:
+                raise UserError(f"dataset {entry.name!r}: {folder}: no split {split!r}; allowed: "
+                                f"{', '.join(saved)} (set `split:` in suites/datasets.yaml)")
+            return saved[split]
+        return saved
+    return datasets.load_dataset(source, config or None, split=split)
+
+
+def _hf(entry: DatasetEntry, data_root: Path | str | None) -> list:
+    """entry.path = "<hub id or local dataset folder>[:<config>]", a folder being looked for under the data
+    root first (for an embedded entry, under the embedded data dir), read by `datasets` (its cache and offline mode apply). Rows are read by their
+    fields: LLM-Adapters records (instruction, input, output, answer), SQuAD (context, question, answers)
+    or GLUE/DAPT-style classification (sentence[s] or another GLUE pair, or text; label)."""
     from benchmark.data.glue_jsonl import row_to_example
     from benchmark.data.squad_v1 import SquadExample
 
     name, _, config = entry.path.partition(":")
+    local = resolve_root(entry, data_root) / name
+    source = str(local) if entry.embedded or local.exists() else name
     try:
-        import datasets
-
-        rows = datasets.load_dataset(name, config or None, split=_split(entry))
-    except Exception as exc:  # offline without a cached copy, unknown id, ...
-        raise UserError(f"dataset {entry.name!r}: could not load {entry.path!r} with `datasets` "
-                        f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}); {entry.source_note} {HINT}") from None
+        rows = _hf_rows(entry, source, config, split_of(entry))
+    except UserError:
+        raise
+    except Exception as exc:  # offline without a cached copy, unknown id, unknown split, ...
+        raise UserError(f"dataset {entry.name!r}: could not load {entry.path!r} split {split_of(entry)!r} with "
+                        f"`datasets` ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}); "
+                        f"{entry.source_note} {HINT}") from None
     if {"instruction", "output"} <= set(rows.column_names):  # the LLM-Adapters record, e.g. a hub mirror of math_10k
         from benchmark.data.llm_adapters import parse_rows
 
@@ -100,13 +139,14 @@ LOADERS: dict[str, Callable[[DatasetEntry, Path], list]] = {
     "glue-jsonl": _split_files("glue_jsonl"),
     "dapt-jsonl": _split_files("dapt_jsonl"),
     "squad-v1": _split_files("squad_v1"),
+    "text": _text,
 }
 
 
 def load_examples(entry: DatasetEntry, data_root: Path | str | None) -> list:
     """Every example of the dataset an entry names; UserError (one line) when missing or malformed."""
     if entry.format == "hf":
-        return _hf(entry, Path(entry.path))
+        return _hf(entry, data_root)
     if entry.format not in LOADERS:
         raise UserError(f"dataset {entry.name!r}: format {entry.format!r}; allowed: {', '.join([*LOADERS, 'hf'])}")
     path = _require(entry, dataset_path(entry, data_root))

@@ -1,5 +1,8 @@
 """GLUE-style jsonl: <task>/{train,validation,test}.jsonl with the HF nyu-mll/glue field names
-(sentence, or sentence1/sentence2 (also question/premise/hypothesis pairs), label, idx)."""
+(sentence, or sentence1/sentence2 (also question/premise/hypothesis pairs), label, idx).
+
+The split names are HF's: MNLI's dev and test files are validation_matched / validation_mismatched /
+test_matched / test_mismatched.jsonl (its catalogue entries pick one with `split:`)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from pathlib import Path
 
 from benchmark.errors import UserError
 
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "test", "validation_matched", "validation_mismatched", "test_matched",
+          "test_mismatched")
 # (first text field, second text field or None), tried in order: the GLUE configs' names
 TEXT_FIELDS = (("sentence1", "sentence2"), ("question1", "question2"), ("premise", "hypothesis"),
                ("question", "sentence"), ("sentence", None), ("text", None))

@@ -1,18 +1,32 @@
-"""Generation for the evaluation: batched with attention mask and KV cache, and the reference way.
+"""Generation for the evaluation: our cached beam search, transformers' generate, and the reference way.
 
 The reference (evaluate.py) decodes one example at a time without attention mask or KV cache,
-which costs the maintainers "20+ hours" for gsm8k. `generate` sorts prompts by length (longest
-first, so batches are tight and memory peaks early), left-pads, passes the attention mask (from
-which transformers derives position ids for left-padded rows) and uses the cache; in fp32 it
-gives the same tokens as `generate_reference`, which is kept for that test and for timing.
+which costs the maintainers "20+ hours" for gsm8k. `generate_ids` gives the same tokens far faster:
 
-Both return the prompt plus the continuation, cut after the first EOS of the continuation and
-decoded with skip_special_tokens=True.
+- prompts sorted by length (longest first), left-padded, with the attention mask from which the
+  position ids (llama, gptj) or ALiBi offsets (bloom) are derived, so padding changes nothing;
+- the prompt is run once per example, not once per beam (all beams start from the same prompt);
+- a KV cache, reordered once per step by the chosen parents;
+- an example leaves the batch the moment its result can no longer change (transformers keeps
+  every row running until the last example of the batch is done, often to max_new_tokens);
+- the attention mask is handed to the model ready-made where building it costs more than the
+  layers (transformers' vmap mask builder dominates a decode step of a small llama on CPU).
+
+The search itself (`benchmark.evaluation.beam`) is transformers 4.57's beam search (length
+penalty, early stopping, EOS, max length), or its greedy search for one beam, step for step.
+Models the loop cannot feed safely (logits processors from the generation config, peft prompt
+methods other than prefix and prompt tuning, encoder-decoders) go through transformers' own
+batched `generate` instead; both give the reference's tokens in fp32.
+
+Every path returns the prompt plus the continuation, cut after the first EOS of the continuation
+and decoded with skip_special_tokens=True.
 """
 
 from __future__ import annotations
 
 import torch
+
+from benchmark.evaluation import beam
 
 
 def _special_ids(tokenizer) -> tuple[int, int | None]:
@@ -35,25 +49,64 @@ def _cut_at_eos(ids: list[int], prompt_len: int, eos_id: int | None, pad_id: int
     return ids[:prompt_len] + continuation
 
 
+def _prompt_mask(ids: list[int], pad_id: int, eos_id: int | None) -> list[int]:
+    # The reference passes no mask, so transformers infers one: a prompt token equal to the pad id
+    # is masked out when pad and EOS differ. Batched paths must mask the same tokens.
+    if pad_id == eos_id or pad_id not in ids:
+        return [1] * len(ids)
+    return [int(t != pad_id) for t in ids]
+
+
+def _left_pad(rows: list[list[int]], pad_id: int, eos_id: int | None, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(r)) + _prompt_mask(r, pad_id, eos_id) for r in rows], device=device)
+    return ids, mask
+
+
 def generate_ids(model, tokenizer, prompts: list[str], max_new_tokens: int, num_beams: int = 4,
                  batch_size: int = 16) -> list[list[int]]:
-    """Token ids (prompt + continuation) per prompt, in the original order."""
+    """Token ids (prompt + continuation) per prompt, in the original order (the fast path)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: got {batch_size}; allowed: an integer >= 1")
+    if num_beams < 1:
+        raise ValueError(f"num_beams: got {num_beams}; allowed: an integer >= 1")
+    pad_id, eos_id = _special_ids(tokenizer)
+    feeder = beam.Feeder.for_model(model, max_new_tokens, num_beams, pad_id, eos_id)
+    if feeder is None:
+        return generate_ids_hf(model, tokenizer, prompts, max_new_tokens, num_beams, batch_size)
+    encoded = [list(tokenizer(p)["input_ids"]) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # stable: ties keep input order
+    settings = beam.Settings.from_model(model, max_new_tokens, num_beams, eos_id)
+    results: list[list[int] | None] = [None] * len(prompts)
+    device = _model_device(model)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            ids, mask = _left_pad([encoded[i] for i in rows], pad_id, eos_id, device)
+            for row, continuation in enumerate(beam.search(feeder, ids, mask, settings)):
+                i = rows[row]
+                results[i] = _cut_at_eos(encoded[i] + continuation, len(encoded[i]), eos_id, pad_id)
+    return results  # type: ignore[return-value]
+
+
+def generate_ids_hf(model, tokenizer, prompts: list[str], max_new_tokens: int, num_beams: int = 4,
+                    batch_size: int = 16) -> list[list[int]]:
+    """transformers' batched generate (length-sorted, left-padded, masked, cached): the fallback path."""
     if batch_size < 1:
         raise ValueError(f"batch_size: got {batch_size}; allowed: an integer >= 1")
     pad_id, eos_id = _special_ids(tokenizer)
     device = _model_device(model)
     encoded = [list(tokenizer(p)["input_ids"]) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # stable: ties keep input order
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     results: list[list[int] | None] = [None] * len(prompts)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        width = max(len(encoded[i]) for i in rows)
-        input_ids = torch.tensor([[pad_id] * (width - len(encoded[i])) + encoded[i] for i in rows], device=device)
-        attention_mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in rows],
-                                      device=device)
+        input_ids, attention_mask = _left_pad([encoded[i] for i in rows], pad_id, eos_id, device)
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
                              num_beams=num_beams, do_sample=False, use_cache=True,
                              pad_token_id=pad_id, eos_token_id=eos_id)
+        width = input_ids.shape[1]
         for row, i in enumerate(rows):
             pad = width - len(encoded[i])
             results[i] = _cut_at_eos(out[row, pad:].tolist(), len(encoded[i]), eos_id, pad_id)
@@ -80,7 +133,7 @@ def _decode(tokenizer, sequences: list[list[int]]) -> list[str]:
 
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, num_beams: int = 4,
              batch_size: int = 16) -> list[str]:
-    """Decoded prompt + continuation per prompt, in the original order (batched, cached, masked)."""
+    """Decoded prompt + continuation per prompt, in the original order (the fast path)."""
     return _decode(tokenizer, generate_ids(model, tokenizer, prompts, max_new_tokens, num_beams, batch_size))
 
 

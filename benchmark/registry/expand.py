@@ -16,21 +16,29 @@ import math
 from benchmark.errors import UserError
 from benchmark.registry import catalogue
 from benchmark.registry.spec import TrialSpec
-from benchmark.registry.suite import MAX_TRIALS, SECTIONS, Suite
+from benchmark.registry.suite import MAX_TRIALS, SCALAR_KEYS, SECTIONS, Suite
 
 # What `run --embedded` caps, so a whole paper grid rehearses on a laptop in minutes.
 EMBEDDED_CAPS = {"train.max_train_examples": 512, "train.max_steps": 60, "eval.max_eval_examples": 48,
                  "eval.max_new_tokens": 48}
 
 
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def _copy(value):
+    # Scalars need no copy; deepcopy of every grid value dominated expanding large grids.
+    return value if isinstance(value, _IMMUTABLE) else copy.deepcopy(value)
+
+
 def set_path(cfg: dict, path: str, value) -> None:
     head, _, rest = path.partition(".")
     if rest:
-        cfg.setdefault(head, {})[rest] = copy.deepcopy(value)
+        cfg.setdefault(head, {})[rest] = _copy(value)
     elif isinstance(value, dict) and head in (*SECTIONS, "method_args"):
         cfg.setdefault(head, {}).update(copy.deepcopy(value))
     else:
-        cfg[head] = copy.deepcopy(value)
+        cfg[head] = _copy(value)
 
 
 def get_path(cfg: dict, path: str):
@@ -48,7 +56,9 @@ def get_path(cfg: dict, path: str):
 
 def matches(when: dict, cfg: dict, cell: dict) -> bool:
     for key, expected in when.items():
-        actual = cell[key] if key in cell else get_path(cfg, key)
+        # A grid axis that is a setting path (train.learning_rate) compares its value, not its display label.
+        is_setting = key in SCALAR_KEYS or key.partition(".")[0] in (*SECTIONS, "method_args")
+        actual = get_path(cfg, key) if is_setting or key not in cell else cell[key]
         options = expected if isinstance(expected, list) and not isinstance(actual, list) else [expected]
         if actual not in options:
             return False
@@ -110,6 +120,10 @@ def build_spec(suite: Suite, cfg: dict, cell: dict) -> TrialSpec:
     checked("method", methods.get, cfg["method"])
     checked("method_args", methods.build_config, cfg["method"], method_args)
     train_entry = checked("train_data", catalogue.dataset, cfg["train_data"])
+    dev_entry = checked("dev_data", catalogue.dataset, cfg["dev_data"]) if cfg.get("dev_data") else None
+    if dev_entry is not None and dev_entry.role != "dev":
+        raise UserError(f"{where}: dev_data: {dev_entry.name!r} has role {dev_entry.role}; allowed: a dataset with role: dev")
+    adapt = _adapt_stages(cfg.get("adapt"), where)
     eval_entries = [checked("eval_data", catalogue.dataset, name) for name in cfg["eval_data"]]
     if train_entry.role != "train":
         raise UserError(f"{where}: train_data: {train_entry.name!r} is an evaluation set; allowed: a dataset with role: train")
@@ -134,10 +148,28 @@ def build_spec(suite: Suite, cfg: dict, cell: dict) -> TrialSpec:
         family=model.family, method=cfg["method"], method_args=method_args, train_data=train_entry.name,
         eval_data=tuple(e.name for e in eval_entries), train=sections["train"], eval=sections["eval"],
         resources=sections["resources"], dtype=dtype, trust_remote_code=model.trust_remote_code, cell=cell,
+        dev_data=dev_entry.name if dev_entry else None, adapt=adapt,
     )
 
 
-def to_embedded(cfg: dict, where: str) -> dict:
+def _adapt_stages(raw, where: str) -> tuple[dict, ...]:
+    """Validated masked-LM stages as plain dicts; a DAPT corpus must be a catalogue dataset of family corpus."""
+    from benchmark.adapt.config import parse_stages
+
+    try:
+        stages = parse_stages(raw)
+    except ValueError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    for i, stage in enumerate(stages):
+        if stage.corpus is not None:
+            entry = catalogue.dataset(stage.corpus)
+            if entry.family != "corpus":
+                raise UserError(f"{where}: adapt[{i}].corpus: {entry.name!r} is a {entry.family} dataset; "
+                                "allowed: a dataset of family corpus (unlabelled text)")
+    return tuple(stage.to_dict() for stage in stages)
+
+
+def to_embedded(cfg: dict, where: str, embedded_settings: dict | None = None) -> dict:
     """The same cell on the embedded twins: tiny model of the family, embedded task of the format, capped sizes."""
     cfg = copy.deepcopy(cfg)
     model = catalogue.model(cfg["model"])
@@ -147,22 +179,30 @@ def to_embedded(cfg: dict, where: str) -> dict:
         cfg["model"] = model.embedded_twin
         cfg.pop("resources", None)
         cfg.pop("dtype", None)
-    names = [cfg["train_data"], *cfg["eval_data"]]
-    twins = []
-    for name in names:
+
+    def twin(name: str) -> str:
         entry = catalogue.dataset(name)
         if not entry.embedded and not entry.embedded_twin:
             raise UserError(f"{where}: dataset {name} has no embedded_twin in suites/datasets.yaml")
-        twins.append(name if entry.embedded else entry.embedded_twin)
-    cfg["train_data"], cfg["eval_data"] = twins[0], list(dict.fromkeys(twins[1:]))
+        return name if entry.embedded else entry.embedded_twin
+
+    cfg["train_data"], cfg["eval_data"] = twin(cfg["train_data"]), list(dict.fromkeys(map(twin, cfg["eval_data"])))
+    if cfg.get("dev_data"):
+        cfg["dev_data"] = twin(cfg["dev_data"])
+    cfg["adapt"] = [{**stage, "corpus": twin(stage["corpus"])} if isinstance(stage, dict) and stage.get("corpus")
+                    else stage for stage in cfg.get("adapt") or []]
     for path, cap in EMBEDDED_CAPS.items():
         current = get_path(cfg, path)
         set_path(cfg, path, cap if current is None else min(current, cap))
+    for path, value in (embedded_settings or {}).items():  # the suite's own rehearsal budget comes last
+        set_path(cfg, path, value)
     return cfg
 
 
 def expand(suite: Suite, embedded: bool = False) -> list[TrialSpec]:
     specs: dict[str, TrialSpec] = {}
+    if embedded and suite.embedded.get("grid"):  # the rehearsal's smaller axes (e.g. fewer seeds)
+        suite = dataclasses.replace(suite, grid={**suite.grid, **suite.embedded["grid"]})
     for cfg, cell in _cells(suite):
         if any(matches(when, cfg, cell) for when in suite.exclude):
             continue
@@ -171,17 +211,23 @@ def expand(suite: Suite, embedded: bool = False) -> list[TrialSpec]:
                 for path, value in setting.items():
                     set_path(cfg, path, value)
         if embedded:
-            cfg = to_embedded(cfg, _where(suite, cell))
+            planned = copy.deepcopy(cfg)  # embedded overrides match the cell as planned for the real models
+            cfg = to_embedded(cfg, _where(suite, cell), suite.embedded.get("set"))
+            for when, setting in suite.embedded.get("overrides", []):
+                if matches(when, planned, cell):
+                    for path, value in setting.items():
+                        set_path(cfg, path, value)
             suite_for_spec = dataclasses.replace(suite, name=f"{suite.name}-embedded", allow_contaminated_train=True)
         else:
             suite_for_spec = suite
         spec = build_spec(suite_for_spec, cfg, cell)
-        if spec.trial_id in specs:
-            other = specs[spec.trial_id].cell
+        trial_id = spec.trial_id  # a hash of the whole spec: compute it once per cell
+        if trial_id in specs:
+            other = specs[trial_id].cell
             raise UserError(f"{_where(suite, cell)}: resolves to the same trial as cell "
                             f"({', '.join(f'{k}={v}' for k, v in other.items())}); allowed: cells that differ "
                             "(check overrides that set the same value for several cells)")
-        specs[spec.trial_id] = spec
+        specs[trial_id] = spec
     if not specs:
         raise UserError(f"{suite.file}: grid: every cell is excluded; allowed: a grid with at least one trial")
     return list(specs.values())

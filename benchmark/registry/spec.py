@@ -8,6 +8,7 @@ change a result, so the same cell always gets the same id and any change gives a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -40,6 +41,10 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimizer steps; None = epochs decide
     gradient_checkpointing: bool = False  # the authors' LLaMA-13B runs used it (memory, not results)
     seed: int = 42
+    # Encoder tasks: evaluate the dev split after every epoch, stop after this many epochs without a
+    # better dev score and restore the best weights (UniPELT / PT+UniPELT: 10). None = no early stopping.
+    early_stopping_patience: int | None = None
+    doc_stride: int = 128  # extractive QA: overlap between the windows of a long context (SQuAD scripts: 128)
 
     def __post_init__(self):
         _check(self.epochs > 0, "train.epochs", self.epochs, "a number > 0")
@@ -62,6 +67,12 @@ class TrainConfig:
         _check(isinstance(self.gradient_checkpointing, bool), "train.gradient_checkpointing", self.gradient_checkpointing,
                "true or false")
         _check(isinstance(self.seed, int), "train.seed", self.seed, "an integer")
+        _check(self.early_stopping_patience is None or (isinstance(self.early_stopping_patience, int)
+                                                        and self.early_stopping_patience >= 1),
+               "train.early_stopping_patience", self.early_stopping_patience, "null or an integer >= 1")
+        # (that it leaves room for the question inside cutoff_len is checked where QA windows are made)
+        _check(isinstance(self.doc_stride, int) and self.doc_stride >= 1, "train.doc_stride", self.doc_stride,
+               "an integer >= 1")
 
     @property
     def grad_accum_steps(self) -> int:
@@ -80,6 +91,7 @@ class EvalConfig:
     max_new_tokens: int | None = None
     batch_size: int = 16
     max_eval_examples: int | None = None  # cap (rehearsal); None = the whole test set
+    max_answer_length: int = 30  # extractive QA: longest span in tokens (the SQuAD scripts' default)
 
     def __post_init__(self):
         _check(self.protocol in PROTOCOLS, "eval.protocol", self.protocol, ", ".join(PROTOCOLS))
@@ -89,6 +101,8 @@ class EvalConfig:
         _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "eval.batch_size", self.batch_size, "an integer >= 1")
         _check(self.max_eval_examples is None or (isinstance(self.max_eval_examples, int) and self.max_eval_examples >= 1),
                "eval.max_eval_examples", self.max_eval_examples, "null or an integer >= 1")
+        _check(isinstance(self.max_answer_length, int) and self.max_answer_length >= 1, "eval.max_answer_length",
+               self.max_answer_length, "an integer >= 1")
 
 
 @dataclass(frozen=True)
@@ -124,16 +138,26 @@ class TrialSpec:
     dtype: str = "float32"  # float32 | bfloat16 | float16
     trust_remote_code: bool = False
     cell: dict = field(default_factory=dict)  # the grid coordinates that produced this trial (for display)
+    dev_data: str | None = None  # the selection split (early stopping, lr search); None = held out from train
+    adapt: tuple[dict, ...] = ()  # masked-LM stages before fine-tuning (DAPT / TAPT), benchmark/adapt.py
 
     def identity(self) -> dict:
-        """Everything that can change the result; resources and display-only fields excluded."""
+        """Everything that can change the result; resources and display-only fields excluded.
+
+        Fields added after SPEC_VERSION 1 are left out while they hold their default, so every trial
+        stored before they existed keeps its id (a rerun still finds it)."""
         data = dataclasses.asdict(self)
         for display_only in ("resources", "cell", "suite_version"):
             data.pop(display_only)
+        for section, defaults in _ADDED_LATER.items():
+            target = data if section is None else data[section]
+            for name, default in defaults.items():
+                if target.get(name) == default:
+                    target.pop(name)
         data["spec_version"] = SPEC_VERSION
         return data
 
-    @property
+    @functools.cached_property  # frozen: computed once (the store hashes every row's spec)
     def trial_id(self) -> str:
         canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -141,6 +165,7 @@ class TrialSpec:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["eval_data"] = list(self.eval_data)
+        data["adapt"] = [dict(stage) for stage in self.adapt]
         data["trial_id"] = self.trial_id
         return data
 
@@ -152,4 +177,13 @@ class TrialSpec:
         data["eval"] = EvalConfig(**data.get("eval", {}))
         data["resources"] = Resources(**data.get("resources", {}))
         data["eval_data"] = tuple(data.get("eval_data", ()))
+        data["adapt"] = tuple(dict(stage) for stage in data.get("adapt", ()) or ())
         return cls(**data)
+
+
+# Fields added after SPEC_VERSION 1 and their defaults (None = a TrialSpec field, else its section).
+_ADDED_LATER = {
+    None: {"dev_data": None, "adapt": ()},
+    "train": {"early_stopping_patience": None, "doc_stride": 128},
+    "eval": {"max_answer_length": 30},
+}

@@ -41,9 +41,10 @@ from benchmark.errors import UserError, did_you_mean
 from benchmark.registry.spec import EvalConfig, Resources, TrainConfig
 from benchmark.registry.yamlio import check_keys, field_path, load_yaml, require
 
-TOP_KEYS = {"name", "version", "description", "defaults", "grid", "overrides", "exclude", "allow_contaminated_train"}
+TOP_KEYS = {"name", "version", "description", "defaults", "grid", "overrides", "exclude", "allow_contaminated_train",
+            "embedded"}
 SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "resources": Resources}
-SCALAR_KEYS = {"model", "method", "method_args", "train_data", "eval_data", "dtype"}
+SCALAR_KEYS = {"model", "method", "method_args", "train_data", "eval_data", "dtype", "dev_data", "adapt"}
 MAX_TRIALS = 100_000  # a grid larger than this is almost surely a typo
 
 
@@ -66,6 +67,8 @@ class Suite:
     overrides: list = field(default_factory=list)  # [(when: dict, set: dict)]
     exclude: list = field(default_factory=list)  # [when-style dict]
     allow_contaminated_train: bool = False
+    # `--embedded` rehearsal budget: `set` (settings applied after the caps) and `grid` (smaller axis values)
+    embedded: dict = field(default_factory=dict)
 
 
 def _type_ok(value, hint) -> bool:
@@ -119,6 +122,15 @@ def check_setting(path: str, value, file: Path, where: str) -> None:
     if path == "eval_data":
         if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
             raise UserError(f"{file}: {here}: got {value!r}; allowed: a non-empty list of dataset names")
+    elif path == "adapt":
+        from benchmark.adapt.config import parse_stages
+
+        try:
+            parse_stages(value, here)
+        except ValueError as exc:
+            raise UserError(f"{file}: {exc}") from None
+    elif path == "dev_data" and value is None:
+        return
     elif not isinstance(value, str):
         raise UserError(f"{file}: {here}: got {value!r}; allowed: a string")
 
@@ -165,17 +177,7 @@ def parse_suite(file: Path) -> Suite:
 
     overrides = []
     for i, rule in enumerate(raw.get("overrides", []) or []):
-        where = f"overrides[{i}]"
-        check_keys(rule, {"when", "set"}, file, where)
-        when = rule.get("when")
-        if not isinstance(when, dict) or not when:
-            raise UserError(f"{file}: {where}.when: got {when!r}; allowed: a non-empty mapping of setting path -> value(s)")
-        _check_when(when, grid, file, f"{where}.when")
-        setting = rule.get("set")
-        if not isinstance(setting, dict) or not setting:
-            raise UserError(f"{file}: {where}.set: got {setting!r}; allowed: a non-empty mapping of setting path -> value")
-        _check_settings(setting, file, f"{where}.set")
-        overrides.append((when, setting))
+        overrides.append(_parse_override(rule, grid, file, f"overrides[{i}]"))
 
     exclude = []
     for i, when in enumerate(raw.get("exclude", []) or []):
@@ -187,8 +189,44 @@ def parse_suite(file: Path) -> Suite:
     allow = raw.get("allow_contaminated_train", False)
     if not isinstance(allow, bool):
         raise UserError(f"{file}: allow_contaminated_train: got {allow!r}; allowed: true or false")
+    embedded = _parse_embedded(raw.get("embedded", {}) or {}, grid, file)
     return Suite(name=name, version=str(version), description=description, file=file, defaults=defaults,
-                 grid=grid, overrides=overrides, exclude=exclude, allow_contaminated_train=allow)
+                 grid=grid, overrides=overrides, exclude=exclude, allow_contaminated_train=allow, embedded=embedded)
+
+
+def _parse_override(rule, grid: dict, file: Path, where: str) -> tuple[dict, dict]:
+    if not isinstance(rule, dict):
+        raise UserError(f"{file}: {where}: got {rule!r}; allowed: a mapping with when and set")
+    check_keys(rule, {"when", "set"}, file, where)
+    when = rule.get("when")
+    if not isinstance(when, dict) or not when:
+        raise UserError(f"{file}: {where}.when: got {when!r}; allowed: a non-empty mapping of setting path -> value(s)")
+    _check_when(when, grid, file, f"{where}.when")
+    setting = rule.get("set")
+    if not isinstance(setting, dict) or not setting:
+        raise UserError(f"{file}: {where}.set: got {setting!r}; allowed: a non-empty mapping of setting path -> value")
+    _check_settings(setting, file, f"{where}.set")
+    return when, setting
+
+
+def _parse_embedded(raw, grid: dict, file: Path) -> dict:
+    """embedded: {set, overrides, grid}: what `run --embedded` changes besides its caps (the rehearsal budget):
+    settings for every cell, overrides matched on the cell as planned for the real models, smaller axes."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{file}: embedded: got {raw!r}; allowed: a mapping with set, overrides and/or grid")
+    check_keys(raw, {"set", "overrides", "grid"}, file, "embedded")
+    rules = raw.get("overrides", []) or []
+    if not isinstance(rules, list):
+        raise UserError(f"{file}: embedded.overrides: got {rules!r}; allowed: a list of {{when, set}}")
+    out = {"set": _check_settings(raw.get("set", {}) or {}, file, "embedded.set"), "grid": {},
+           "overrides": [_parse_override(r, grid, file, f"embedded.overrides[{i}]") for i, r in enumerate(rules)]}
+    for axis, values in (raw.get("grid", {}) or {}).items():
+        if axis not in grid:
+            raise UserError(f"{file}: embedded.grid.{axis}: not an axis of grid; allowed: {', '.join(grid)}")
+        if not isinstance(values, list) or not values:
+            raise UserError(f"{file}: embedded.grid.{axis}: got {values!r}; allowed: a non-empty list of values")
+        out["grid"][axis] = values
+    return out
 
 
 def _check_when(when: dict, grid: dict, file: Path, where: str) -> None:

@@ -1,4 +1,4 @@
-"""CSV and Markdown copies of a report table, with the same numbers as the HTML.
+"""CSV, Markdown and LaTeX copies of a report table, with the same numbers as the HTML.
 
 A run cell with a paper number reads "32.0 ± 2.8 (n=2) (paper 37.5 [1], -5.5)"; a published row is
 labelled "GPT-3.5 (baseline) [1]"; [n] is a footnote naming the source. The CSV carries each row's
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmark.report.tables import Row, Table
+from benchmark.report.cells import Row, Table
 
 ROW_COLUMN, SOURCES_COLUMN = "Row", "Sources"
 ORIENTATION_HEADING = "Published numbers, for orientation only (not comparable: tiny model, synthetic data)"
@@ -57,4 +57,36 @@ def table_markdown(table: Table) -> str:
         lines += ["", _esc(note)]
     if table.sources:
         lines += ["", *(f"[{i}] {_esc(s)}  " for i, s in enumerate(table.sources, start=1))]
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "–": "--",
+                  "<": r"\textless{}", ">": r"\textgreater{}"}
+
+
+def latex_escape(text: str) -> str:
+    """Every character LaTeX treats specially, escaped: a dataset or method name is data, never markup."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _latex_rows(rows: list[Row]) -> list[str]:
+    lines = []
+    for row in rows:
+        cells = [latex_escape(c.export_text) for c in row.cells]
+        cells = [rf"\textbf{{{t}}}" if c.best else t for t, c in zip(cells, row.cells)]
+        lines.append(" & ".join([latex_escape(row.export_label), *cells]) + r" \\")
+    return lines
+
+
+def table_latex(table: Table) -> str:
+    """A booktabs tabular (run rows, a rule, then published rows and chance), sources as a footnote list."""
+    header = " & ".join(latex_escape(h) for h in ["Model / method", *table.columns]) + r" \\"
+    lines = [f"% {latex_escape(table.family)} (peft-bench report; needs \\usepackage{{booktabs}})",
+             r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule", header, r"\midrule",
+             *_latex_rows(table.rows)]
+    if table.reference:
+        lines += [r"\midrule", *_latex_rows(table.reference)]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [f"% [{i}] {latex_escape(s)}" for i, s in enumerate(table.sources, start=1)]
     return "\n".join(lines) + "\n"

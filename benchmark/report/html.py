@@ -1,8 +1,12 @@
-"""build(): read the store, write index.html with its figures and the tables as CSV / Markdown.
+"""build(): read the store, write the report folder.
 
-The page is self-contained (inline CSS, local PNGs, no CDN) so it can be mailed or archived.
-Jinja2 autoescaping is on: dataset names, errors, labels and published sources come from data and
-are escaped. The paper's numbers are put beside the run's by benchmark/report/published.py.
+    index.html                 what was run (suites, versions, trial counts, hardware, compute hours), links
+    NN-<table>.html            one page per paper table, with its figures (PNG) and exports (CSV, Markdown, LaTeX)
+    trials/<trial_id>.html     one page per trial (drill-down)
+
+The pages are self-contained (inline CSS, local PNGs, no script, no CDN), so the folder can be opened
+from a file share or a CI artifact. Jinja2 autoescaping is on: dataset names, outputs, errors, labels
+and published sources come from data and are escaped.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from benchmark.report.exports import ORIENTATION_HEADING, orientation_frame, table_frame, table_markdown
-from benchmark.report.plots import plot_family
+from benchmark.report.drilldown import trial_page
+from benchmark.report.exports import ORIENTATION_HEADING, orientation_frame, table_frame, table_latex, table_markdown
+from benchmark.report.plots import write_figures
 from benchmark.report.published import with_published
-from benchmark.report.summary import failed_trials, run_summary
-from benchmark.report.tables import build_tables, collect_trials
-from benchmark.store import Store
+from benchmark.report.summary import failed_trials, run_summary, suite_lines
+from benchmark.report.tables import build_tables
+from benchmark.report.trials import Trial, collect_trials
+from benchmark.report.uncertainty import bootstrap_interval
+from benchmark.store import Store, safe_name
 
 
 def _environment() -> Environment:
@@ -27,39 +34,69 @@ def _environment() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
-def _slug(i: int, family: str) -> str:
-    """A file name for a family; the index keeps two families that slug alike apart."""
-    return f"{i:02d}-{re.sub(r'[^A-Za-z0-9_-]+', '_', family).strip('_') or 'family'}"
+def _slug(i: int, title: str) -> str:
+    """A file name for a table; the number keeps two tables that slug alike apart."""
+    return f"{i:02d}-{re.sub(r'[^A-Za-z0-9_-]+', '_', title).strip('_')[:60] or 'table'}"
 
 
-def build(suites: list[str], results_root, out_dir) -> Path:
+def trial_file(trial_id: str) -> str:
+    return f"trials/{safe_name(trial_id, 'trial_id')}.html"
+
+
+def _interval_fn(store: Store, families: dict[str, str]):
+    def interval(trial: Trial, dataset: str, metric: str, value: float):
+        try:
+            predictions = store.read_predictions(trial.suite, trial.trial_id, dataset)
+        except (FileNotFoundError, ValueError):
+            return None
+        return bootstrap_interval(predictions, metric, value, families.get(dataset))
+    return interval
+
+
+def _clear(out: Path) -> None:
+    """Remove what an earlier build wrote (pages, figures, exports), so nothing stale is linked or found."""
+    for pattern in ("[0-9][0-9]-*", "trials/*.html"):
+        for path in out.glob(pattern):
+            path.unlink()
+
+
+def _write_table(env: Environment, table, i: int, out: Path) -> dict:
+    slug = _slug(i, table.family)
+    section = {"table": table, "page": f"{slug}.html", "csv": f"{slug}.csv", "markdown": f"{slug}.md",
+               "latex": f"{slug}.tex", "published_csv": None}
+    table_frame(table).to_csv(out / section["csv"], index=False)
+    published = orientation_frame(table)
+    if published is not None:
+        section["published_csv"] = f"{slug}-published.csv"
+        published.to_csv(out / section["published_csv"], index=False)
+    (out / section["markdown"]).write_text(f"## {table.family}\n\n" + table_markdown(table), encoding="utf-8")
+    (out / section["latex"]).write_text(table_latex(table), encoding="utf-8")
+    section["figures"] = write_figures(table, out, slug)
+    html = env.get_template("table.html.j2").render(
+        title=table.family, table=table, section=section, orientation_heading=ORIENTATION_HEADING, link=trial_file)
+    (out / section["page"]).write_text(html, encoding="utf-8")
+    return section
+
+
+def build(suites: list[str], results_root, out_dir, title: str | None = None) -> Path:
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    frame = Store(results_root).read(list(suites))
+    (out / "trials").mkdir(parents=True, exist_ok=True)
+    _clear(out)
+    store = Store(results_root)
+    frame = store.read(list(suites))
     trials = collect_trials(frame)
-    sections = []
-    for i, table in enumerate(with_published(build_tables(frame)), start=1):
-        slug = _slug(i, table.family)
-        table_frame(table).to_csv(out / f"{slug}.csv", index=False)
-        published = orientation_frame(table)
-        published_csv = out / f"{slug}-published.csv"
-        if published is not None:
-            published.to_csv(published_csv, index=False)
-        else:
-            published_csv.unlink(missing_ok=True)  # stale from an earlier build
-        (out / f"{slug}.md").write_text(f"## {table.family}\n\n" + table_markdown(table), encoding="utf-8")
-        figure = f"{slug}.png"
-        has_figure = plot_family(table, out / figure)
-        if not has_figure:
-            (out / figure).unlink(missing_ok=True)  # a stale figure from an earlier build would mislead
-        sections.append({"table": table, "figure": figure if has_figure else None,
-                         "csv": f"{slug}.csv", "markdown": f"{slug}.md",
-                         "published_csv": published_csv.name if published is not None else None})
-    html = _environment().get_template("index.html.j2").render(
-        title="peft-bench report: " + ", ".join(suites),
-        generated=datetime.now(UTC).isoformat(timespec="seconds"),
-        summary=run_summary(list(suites), trials), failed=failed_trials(trials), sections=sections,
-        orientation_heading=ORIENTATION_HEADING)
+    families = dict(zip(frame["eval_data"], frame["eval_family"]))
+    env = _environment()
+    tables = with_published(build_tables(frame, _interval_fn(store, families)))
+    sections = [_write_table(env, table, i, out) for i, table in enumerate(tables, start=1)]
+    for trial in trials:
+        context = trial_page(trial, frame[frame["trial_id"] == trial.trial_id], store)
+        page = env.get_template("trial.html.j2").render(title=f"trial {trial.trial_id}", **context)
+        (out / trial_file(trial.trial_id)).write_text(page, encoding="utf-8")
+    html = env.get_template("index.html.j2").render(
+        title=title or "peft-bench report: " + ", ".join(suites),
+        generated=datetime.now(UTC).isoformat(timespec="seconds"), suites=suite_lines(list(suites), trials),
+        summary=run_summary(list(suites), trials), failed=failed_trials(trials), sections=sections)
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")
     return index

@@ -1,4 +1,7 @@
-"""One figure per eval family: average accuracy against trainable parameters (log scale).
+"""The report's figures (PNG): score vs trainable parameters, ablation lines and bars, a difference heatmap.
+
+Each function writes one PNG and returns its alt text, or None (and no file) when the table has
+nothing to draw. The alt text says what the figure shows; the numbers are in the table beside it.
 
 Figures are drawn on an explicit Agg canvas rather than through pyplot, so building a report
 never changes the process-wide matplotlib backend or leaks figures.
@@ -6,12 +9,14 @@ never changes the process-wide matplotlib backend or leaks figures.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from benchmark.report.tables import Table
+from benchmark.report.cells import Table
 
 
 def _short(label: str, limit: int = 28) -> str:
@@ -19,15 +24,15 @@ def _short(label: str, limit: int = 28) -> str:
     return label if len(label) <= limit else label.split(" (", 1)[0]
 
 
-def plot_family(table: Table, path: Path) -> bool:
-    """Write the PNG; False (no file) when no run row has both an average and a parameter count.
+def plot_family(table: Table, path: Path) -> str | None:
+    """Average score against trainable parameters (log x); None when no run row has both.
 
     The paper's rows that print a parameter count are drawn as hollow markers labelled "paper";
     baselines and the chance level as horizontal lines. Neither is ever drawn as a run.
     """
     points = [row for row in table.rows if row.average is not None and row.trainable_params]
     if not points:
-        return False
+        return None
     figure = Figure(figsize=(7, 4.5), dpi=110)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
@@ -60,4 +65,125 @@ def plot_family(table: Table, path: Path) -> bool:
     axes.legend(fontsize=8, title="model")
     figure.tight_layout()
     figure.savefig(path, format="png")
-    return True
+    return (f"{table.family}: average score of each model and method plotted against its number of trainable "
+            "parameters (log scale)")
+
+
+def _canvas(width: float, height: float):
+    figure = Figure(figsize=(width, height), dpi=110)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _value_text(value) -> str:
+    return "+".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def sweeps(table: Table) -> dict[tuple[str, str], list]:
+    """(method, argument) -> the run rows of that method that differ in that argument only.
+
+    An ablation varies one method argument at a time (bottleneck size, LoRA r, prefix tokens,
+    target modules); rows of a method whose other arguments agree form one sweep."""
+    found: dict[tuple[str, str], list] = {}
+    for method in dict.fromkeys(r.method for r in table.rows):
+        rows = [r for r in table.rows if r.method == method and r.average is not None]
+        keys = sorted({k for r in rows for k in r.args})
+        for key in keys:
+            values = {json.dumps(r.args.get(key), sort_keys=True) for r in rows}
+            fixed = {json.dumps({k: v for k, v in r.args.items() if k != key and k != "alpha"}, sort_keys=True)
+                     for r in rows}  # LoRA's alpha follows r (alpha = 2r) in the grid, not a second axis
+            if len(values) > 1 and len(fixed) == 1:
+                found[(method, key)] = rows
+    return found
+
+
+def plot_sweep_lines(table: Table, path: Path) -> str | None:
+    """Numeric sweeps (bottleneck size, r, virtual tokens) as lines: average score against the value."""
+    numeric = {k: rows for k, rows in sweeps(table).items()
+               if all(isinstance(r.args.get(k[1]), int | float) and not isinstance(r.args.get(k[1]), bool) for r in rows)}
+    if not numeric:
+        return None
+    figure = _canvas(7, 4.5)
+    axes = figure.add_subplot()
+    for (method, key), rows in numeric.items():
+        rows = sorted(rows, key=lambda r: r.args[key])
+        axes.plot([r.args[key] for r in rows], [r.average for r in rows], marker="o", label=f"{method}: {key}")
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("swept value (log2 scale)")
+    axes.set_ylabel("average score (%)")
+    axes.set_title(f"{table.family}: hyper-parameter sweeps")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    names = "; ".join(f"{m} {k}" for m, k in numeric)
+    return f"{table.family}: average score as one setting varies, a line per sweep ({names})"
+
+
+def plot_sweep_bars(table: Table, path: Path) -> str | None:
+    """Non-numeric sweeps (placement: target modules) as grouped bars: a group per method, a bar per value."""
+    groups = {k: rows for k, rows in sweeps(table).items()
+              if not all(isinstance(r.args.get(k[1]), int | float) for r in rows)}
+    if not groups:
+        return None
+    figure = _canvas(max(6.0, 1.6 * sum(len(r) for r in groups.values())), 4.8)
+    axes = figure.add_subplot()
+    x = 0.0
+    ticks, labels = [], []
+    for (method, key), rows in groups.items():
+        for i, row in enumerate(rows):
+            bar = axes.bar(x + i, row.average, width=0.8, color=f"C{i % 10}")
+            axes.bar_label(bar, labels=[f"{row.average:.1f}"], fontsize=7)
+            ticks.append(x + i)
+            labels.append(f"{method}\n{_value_text(row.args.get(key))}")
+        x += len(rows) + 1
+    axes.set_xticks(ticks, labels, fontsize=7, rotation=30, ha="right")
+    axes.set_ylabel("average score (%)")
+    axes.set_title(f"{table.family}: placement ablation")
+    axes.grid(True, axis="y", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    names = "; ".join(f"{m} by {k}" for m, k in groups)
+    return f"{table.family}: average score of each variant as grouped bars ({names})"
+
+
+def plot_delta_heatmap(table: Table, path: Path) -> str | None:
+    """Datasets x run rows, coloured by this run minus the paper (blue above, red below); blank where unknown."""
+    n = len(table.keys)
+    rows = [r for r in table.rows if any(c.paper and c.paper.delta is not None for c in r.cells[:n + 1])]
+    if not rows:
+        return None
+    grid = np.array([[c.paper.delta if c.paper and c.paper.delta is not None else np.nan for c in r.cells[:n + 1]]
+                     for r in rows], dtype=float)
+    limit = max(1.0, float(np.nanmax(np.abs(grid))))
+    figure = _canvas(max(6.0, 0.9 * (n + 1) + 3), max(2.5, 0.45 * len(rows) + 1.8))
+    axes = figure.add_subplot()
+    image = axes.imshow(np.ma.masked_invalid(grid), cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    for (i, j), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            axes.text(j, i, f"{value:+.1f}", ha="center", va="center", fontsize=7)
+    axes.set_xticks(range(n + 1), table.columns[:n + 1], rotation=30, ha="right", fontsize=8)
+    axes.set_yticks(range(len(rows)), [_short(r.label, 40) for r in rows], fontsize=8)
+    figure.colorbar(image, ax=axes, label="this run - paper (points)")
+    axes.set_title(f"{table.family}: difference to the paper")
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    return (f"{table.family}: heatmap of datasets by method, each cell this run's score minus the paper's "
+            "(blue: above the paper, red: below; empty: no paper number)")
+
+
+FIGURES = (("params", plot_family), ("sweep", plot_sweep_lines), ("placement", plot_sweep_bars),
+           ("delta", plot_delta_heatmap))
+
+
+def write_figures(table: Table, out: Path, slug: str) -> list[dict]:
+    """Every figure the table supports, as {file, alt}; stale files of an earlier build are removed."""
+    figures = []
+    for name, draw in FIGURES:
+        path = out / f"{slug}-{name}.png"
+        alt = draw(table, path)
+        if alt:
+            figures.append({"file": path.name, "alt": alt})
+        else:
+            path.unlink(missing_ok=True)  # a figure left from an earlier build would mislead
+    return figures

@@ -91,29 +91,59 @@ def make_trainable(trial_fn: TrialFn | None, data_root: str, results_root: str):
 
 
 class ProgressPrinter(tune.Callback):
-    """One short line per finished trial: done / failed / remaining and elapsed time."""
+    """Feeds Tune's trial events to the live progress display (benchmark.scheduler.progress)."""
 
     def __init__(self, total: int, started: float):
-        self.total, self.started = total, started
-        self.done, self.failed, self.seen = 0, 0, set()
+        from benchmark.scheduler.progress import Progress
 
-    def _finish(self, trial, ok: bool, why: str = "") -> None:
-        if trial.trial_id in self.seen:
-            return
-        self.seen.add(trial.trial_id)
-        self.done += ok
-        self.failed += not ok
-        remaining = self.total - self.done - self.failed
-        name = trial.config.get("spec", {}).get("trial_id", trial.trial_id)
-        print(f"[peft-bench] {name} {'ok' if ok else 'FAILED: ' + why[:120]} | {self.done} done, {self.failed} failed, "
-              f"{remaining} remaining, {time.monotonic() - self.started:.0f}s", flush=True)
+        self.progress = Progress(total)
+        self.progress.started = started
+
+    @staticmethod
+    def _name(trial) -> str:
+        return trial.config.get("spec", {}).get("trial_id", trial.trial_id)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.progress.start(self._name(trial))
+
+    def on_step_end(self, iteration, trials, **info):
+        self.progress.tick()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
-        self._finish(trial, result.get("status") == "ok", result.get("error", ""))
+        self.progress.finish(self._name(trial), result.get("status") == "ok", result.get("error", ""))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._finish(trial, False, "the trial function raised (see the store for the traceback)")
+        self.progress.finish(self._name(trial), False, "the trial function raised (see the store for the traceback)")
+
+    def on_experiment_end(self, trials, **info):
+        self.progress.close()
+
+
+ADDRESS_FORMS = "auto (the cluster this node belongs to), HOST:PORT (its GCS) or ray://HOST:10001 (Ray Client)"
+# What Ray Client ships to the cluster so workers import this very checkout (as `peft-bench submit` does).
+SHIP_EXCLUDES = [".venv", "results", "reports", ".cache", ".git", "**/__pycache__", "*.parquet"]
+
+
+def check_address(address: str) -> str:
+    """The forms ray.init accepts for an existing cluster; anything else is a one-line UserError."""
+    if address == "auto" or re.fullmatch(r"(ray://)?[\w.\-\[\]:]+:\d{1,5}", address):
+        return address
+    raise UserError(f"--address {address!r}: allowed: {ADDRESS_FORMS}")
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """ray.init retries an unreachable GCS for minutes: try the TCP port first and fail in seconds."""
+    import socket
+
+    if address == "auto":
+        return  # ray.init itself fails fast when no cluster runs on this node
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UserError(f"--address {address}: nothing answers there ({exc.strerror or exc}); allowed: {ADDRESS_FORMS}, "
+                        "of a running cluster") from None
 
 
 def ensure_ray(address: str | None, ray_init_kwargs: dict | None) -> bool:
@@ -124,7 +154,17 @@ def ensure_ray(address: str | None, ray_init_kwargs: dict | None) -> bool:
         return False
     kwargs = {"include_dashboard": False, **(ray_init_kwargs or {})}
     if address is not None:
-        ray.init(address=address, **kwargs)
+        check_address(address)
+        kwargs.pop("include_dashboard")  # only for a Ray instance we start ourselves
+        _check_reachable(address)
+        if address.startswith("ray://"):
+            kwargs.setdefault("runtime_env", {"working_dir": PACKAGE_PARENT, "excludes": SHIP_EXCLUDES})
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+            first = first_line(str(exc))
+            raise UserError(f"--address {address}: cannot connect to a Ray cluster there ({first[:200]}); allowed: "
+                            f"{ADDRESS_FORMS}, of a running cluster") from None
     else:
         kwargs.setdefault("num_cpus", os.cpu_count())
         # Local workers inherit this environment: make `benchmark` importable whatever the cwd.
@@ -141,6 +181,10 @@ def check_fits(specs: list[TrialSpec]) -> None:
 
     have = ray.cluster_resources()
     for spec in specs:
+        gpus = spec.resources.gpus
+        if gpus > 1 and gpus != int(gpus):
+            raise UserError(f"trial {spec.trial_id} ({spec.model}/{spec.method}): resources.gpus={gpus:g}; allowed: "
+                            "a fraction up to 1 (several trials share a GPU) or a whole number of GPUs")
         for key, want in (("CPU", spec.resources.cpus), ("GPU", spec.resources.gpus)):
             if want > have.get(key, 0):
                 raise UserError(f"trial {spec.trial_id} ({spec.model}/{spec.method}): resources.{key.lower()}s={want} "
@@ -155,15 +199,22 @@ def failed_result(spec: TrialSpec, error: str) -> TrialResult:
 def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address: str | None = None,
               max_concurrent: int | None = None, max_failures: int = 0, trial_fn: TrialFn | None = None,
               storage_path: str | None = None, progress: bool = True,
-              ray_init_kwargs: dict | None = None) -> RunSummary:
-    """Run every spec not yet stored as ok; return what happened. See the module docstring."""
+              ray_init_kwargs: dict | None = None, retry_failed: bool = False) -> RunSummary:
+    """Run every spec not yet stored as ok (retry_failed: only those stored as failed); return what
+    happened. See the module docstring."""
     from benchmark.store import Store
+    from benchmark.store.fs import is_uri
 
     started = time.monotonic()
+    # Workers may run in another folder (Tune's trial dir, a Ray Job's copy): local roots made absolute.
+    results_root = results_root if is_uri(results_root) else str(Path(results_root).resolve())
     store = Store(results_root)
     unique = list({spec.trial_id: spec for spec in specs}.values())
-    done_ok = {tid for suite in {s.suite for s in unique} for tid in store.ok_trial_ids(suite)}
-    pending = [spec for spec in unique if spec.trial_id not in done_ok]
+    statuses = {tid: status for suite in {s.suite for s in unique} for tid, status in store.statuses(suite).items()}
+    if retry_failed:
+        pending = [spec for spec in unique if statuses.get(spec.trial_id) == "failed"]
+    else:
+        pending = [spec for spec in unique if statuses.get(spec.trial_id) != "ok"]
     summary = RunSummary(total=len(unique), skipped=len(unique) - len(pending))
     if not pending:
         summary.seconds = time.monotonic() - started
@@ -173,7 +224,7 @@ def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address
     try:
         check_fits(pending)
         # Absolute paths: Tune runs each trial with its trial folder as the working directory.
-        results = _fit(pending, str(Path(data_root).resolve()), str(Path(results_root).resolve()), max_concurrent,
+        results = _fit(pending, str(Path(data_root).resolve()), results_root, max_concurrent,
                        max_failures, trial_fn, storage_path, progress, started)
     finally:
         if we_started:
@@ -194,14 +245,27 @@ def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address
             # The trial function itself raised or its worker died: the worker stored nothing, so we do.
             store.write(failed_result(spec, error))
             summary.failed.append((trial_id, first_line(error)))
+    compact_quietly(store, sorted({spec.suite for spec in pending}))
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def compact_quietly(store, suites: list[str]) -> None:
+    """Fold this run's trial files into each suite's consolidated file, so the next read or resume is
+    one file, not thousands. Only an optimisation: a failure (read-only storage) is logged, not raised."""
+    import logging
+
+    try:
+        store.compact(suites)
+    except Exception as exc:
+        logging.getLogger(__name__).warning("store: compaction skipped (%s: %s)", type(exc).__name__, exc)
 
 
 def _fit(pending, data_root, results_root, max_concurrent, max_failures, trial_fn, storage_path, progress, started):
     """Run the Tune experiment; return trial_id -> (last reported metrics, error text or None)."""
     trainable = tune.with_resources(make_trainable(trial_fn, data_root, results_root), placement_for)
-    storage = storage_path or str(Path(results_root).resolve() / ".ray")
+    storage = storage_path or (f"{results_root.rstrip('/')}/.ray" if "://" in results_root
+                               else str(Path(results_root) / ".ray"))
     suites = sorted({spec.suite for spec in pending})
     name = f"{'+'.join(suites)[:60].replace('/', '-')}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     tuner = tune.Tuner(

@@ -9,25 +9,26 @@ warning: one bad file must never hide the results of a whole study.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from benchmark.store.fs import Location
 from benchmark.store.schema import REQUIRED_COLUMNS, TRIAL_SCHEMA
 
 log = logging.getLogger(__name__)
 
 # Nullable pandas dtypes, so an integer column with a null (a failed trial) stays integer.
 _PANDAS_TYPES = {pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+SOURCE = "__filename"  # pyarrow.dataset's virtual column: the file each row came from
 
 
-def _problem(path: Path) -> str | None:
+def _problem(loc: Location, path: str) -> str | None:
     """Why `path` is not a readable trial file (from its footer alone), or None when it looks fine."""
     try:
-        schema = pq.read_schema(path)
+        schema = pq.read_schema(path, filesystem=loc.fs)
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged footer
         return f"{type(exc).__name__}: {exc}"
     missing = [name for name in REQUIRED_COLUMNS if name not in schema.names]
@@ -48,32 +49,39 @@ def _castable(have: pa.DataType, want: pa.DataType) -> bool:
     return integers or strings
 
 
-def _scan(paths: list[Path], columns: list[str] | None) -> pa.Table:
-    dataset = ds.dataset([str(p) for p in paths], schema=TRIAL_SCHEMA, format="parquet")
+def _scan(loc: Location, paths: list[str], columns: list[str] | None) -> pa.Table:
+    dataset = ds.dataset(paths, schema=TRIAL_SCHEMA, format="parquet", filesystem=loc.fs)
     return dataset.to_table(columns=columns)
 
 
-def read_tables(paths: list[Path], columns: list[str] | None = None) -> pa.Table:
-    """All rows of the trial files in `paths` (only `columns`, when given), bad files skipped."""
+def read_tables(loc: Location, paths: list[str], columns: list[str] | None = None, with_source: bool = False,
+                check: bool = True) -> pa.Table:
+    """All rows of the trial files in `paths` (only `columns`, when given), bad files skipped.
+
+    with_source adds SOURCE (the file each row came from). check=False skips the per-file footer check,
+    for files this store wrote itself and already validated (the consolidated file)."""
     skipped = {}
     good = []
     for path in paths:
-        problem = _problem(path)
+        problem = _problem(loc, path) if check else None
         if problem:
             skipped[path] = problem
         else:
             good.append(path)
-    schema = TRIAL_SCHEMA if columns is None else pa.schema([TRIAL_SCHEMA.field(c) for c in columns])
-    table = schema.empty_table()
+    names = list(TRIAL_SCHEMA.names if columns is None else columns)
+    if with_source:
+        names.append(SOURCE)
+    fields = [TRIAL_SCHEMA.field(c) if c != SOURCE else pa.field(SOURCE, pa.string()) for c in names]
+    table = pa.schema(fields).empty_table()
     if good:
         try:
-            table = _scan(good, columns)
+            table = _scan(loc, good, names)
         except Exception:
             # A footer can be intact while a data page is not: fall back to one file at a time.
             parts = []
             for path in good:
                 try:
-                    parts.append(_scan([path], columns))
+                    parts.append(_scan(loc, [path], names))
                 except Exception as exc:
                     skipped[path] = f"{type(exc).__name__}: {exc}"
             if parts:

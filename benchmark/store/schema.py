@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `split` (dev | test; null in version-1 files means test)
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -32,6 +32,7 @@ TRIAL_SCHEMA = pa.schema([
     pa.field("protocol", pa.string()),
     pa.field("decoding", pa.string()),  # JSON: what decoding actually used for this eval dataset
     pa.field("metric", pa.string()),
+    pa.field("split", pa.string()),  # test (reported) | dev (model selection: early stopping, lr search)
     pa.field("value", pa.float64()),
     pa.field("n_examples", pa.int64()),
     pa.field("trainable_params", pa.int64()),

@@ -1,110 +1,213 @@
-"""The results store: one Parquet file per finished trial, under `<root>/<suite>/`.
+"""The results store: Parquet files under `<root>/<suite>/`, root a local folder or a filesystem URI.
 
-Layout:
-    <root>/<suite>/trials/<trial_id>.parquet                       the trial (its existence marks completion)
-    <root>/<suite>/predictions/<trial_id>/<eval_data>.parquet      per-example predictions
-A suite name with "/" (llm_adapters/math) is stored as a folder with "__" (llm_adapters__math).
+Layout (a suite "llm_adapters/math" is the folder "llm_adapters__math"):
+    trials/<trial_id>.parquet                           an ok trial (its existence marks completion)
+    trials/<trial_id>.failed-<time>-<uuid>.parquet       one failed attempt (a new file per attempt)
+    batches/<time>-<uuid>.parquet                        many trials at once (write_many)
+    consolidated.parquet                                 compact(): every trial above in one file
+    predictions/<trial_id>/<eval_data>.parquet           per-example predictions of the ok trial
 
-Replacement rule: a trial file already stored with status ok is replaced only by another ok
-result. A failed rerun (an interrupted resume, a worker lost after the trial was written) must
-never erase a good result; it is logged and dropped instead. A failed file may be replaced by
-anything, which is how a rerun fixes a failure. (Two writers racing on the same trial_id are
-not serialised; the scheduler runs each trial_id once.)
+Concurrency: every file is published atomically (fs.write_atomic). Writers never overwrite each
+other's information: a failed attempt gets a unique name, so it can never erase an ok result or an
+earlier failure, and two ok writes of one trial_id are the same trial run twice (either is right).
+Reads resolve several row sets of one trial with resolve.py (ok beats failed, then the newest), so
+after `--retry-failed` the ok rows supersede the failed ones while the failure stays on disk
+(`read(history=True)` shows every attempt).
+
+Compaction never deletes: consolidated.parquet holds the resolved rows of the files it covers and,
+in its metadata, their (size, mtime); reads take it plus only the files not covered (new or changed
+since), which is what makes reading 10,000 trials fast. Two compactions racing both write a
+correct file (the later rename wins); a trial written meanwhile is simply not covered yet.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from pathlib import Path
+import uuid
+from datetime import UTC, datetime
 
 import pandas as pd
-import pyarrow.compute as pc
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from benchmark.result import TrialResult
-from benchmark.store.reader import read_tables, to_frame
-from benchmark.store.schema import safe_name, unsafe_name
-from benchmark.store.writer import predictions_table, trial_table, write_atomic
+from benchmark.store import fs as sfs
+from benchmark.store.reader import SOURCE, read_tables, to_frame
+from benchmark.store.resolve import NEEDED, resolve
+from benchmark.store.schema import TRIAL_SCHEMA, safe_name, unsafe_name
+from benchmark.store.writer import predictions_table, trial_table, trials_table
 
 log = logging.getLogger(__name__)
+CONSOLIDATED = "consolidated.parquet"
+COVERS_KEY = b"peft_bench.covers"  # JSON {relative path: [size, mtime_ns]} of the files folded in
+
+
+def _stamp(text: str | None = None) -> str:
+    try:
+        moment = datetime.fromisoformat(text) if text else datetime.now(UTC)
+    except ValueError:
+        moment = datetime.now(UTC)
+    return moment.strftime("%Y%m%dT%H%M%S")
 
 
 class Store:
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+    def __init__(self, root, filesystem=None):
+        self.root = root
+        self.loc = sfs.locate(root, filesystem)
 
     # -- layout ------------------------------------------------------------------------------
-    def suite_dir(self, suite: str) -> Path:
-        return self.root / safe_name(suite, "suite")
+    def suite_dir(self, suite: str) -> str:
+        return self.loc.join(safe_name(suite, "suite"))
 
-    def trial_path(self, suite: str, trial_id: str) -> Path:
-        return self.suite_dir(suite) / "trials" / f"{safe_name(trial_id, 'trial_id')}.parquet"
+    def trial_path(self, suite: str, trial_id: str) -> str:
+        return f"{self.suite_dir(suite)}/trials/{safe_name(trial_id, 'trial_id')}.parquet"
 
-    def predictions_path(self, suite: str, trial_id: str, eval_data: str) -> Path:
-        return (self.suite_dir(suite) / "predictions" / safe_name(trial_id, "trial_id")
-                / f"{safe_name(eval_data, 'eval_data')}.parquet")
+    def failed_path(self, suite: str, trial_id: str, finished_at: str | None = None) -> str:
+        name = f"{safe_name(trial_id, 'trial_id')}.failed-{_stamp(finished_at)}-{uuid.uuid4().hex[:8]}.parquet"
+        return f"{self.suite_dir(suite)}/trials/{name}"
 
-    def _trial_files(self, suites: list[str] | None) -> list[Path]:
-        folders = [self.suite_dir(s) for s in suites] if suites is not None else self._suite_folders()
-        # The glob matches final names only; temporary files end in .tmp-<pid>-<uuid>.
-        return sorted(p for folder in folders for p in (folder / "trials").glob("*.parquet"))
+    def predictions_path(self, suite: str, trial_id: str, eval_data: str) -> str:
+        return (f"{self.suite_dir(suite)}/predictions/{safe_name(trial_id, 'trial_id')}/"
+                f"{safe_name(eval_data, 'eval_data')}.parquet")
 
-    def _suite_folders(self) -> list[Path]:
-        if not self.root.is_dir():
-            return []
+    def _suite_folders(self) -> list[str]:
         # Dot folders (Ray's .ray experiment folder) are not suites.
-        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                      and (p / "trials").is_dir())
+        return [name for name in sfs.list_dirs(self.loc, self.loc.base) if not name.startswith(".")
+                and (sfs.list_dirs(self.loc, self.loc.join(name)) or sfs.exists(self.loc, self.loc.join(name, CONSOLIDATED)))]
+
+    def _sources(self, folder: str):
+        """Every trial and batch file of a suite folder (not the consolidated file)."""
+        return [*sfs.list_parquet(self.loc, f"{folder}/trials"), *sfs.list_parquet(self.loc, f"{folder}/batches")]
 
     # -- writing -----------------------------------------------------------------------------
-    def write(self, result: TrialResult) -> Path:
+    def write(self, result: TrialResult) -> str:
         """Store one trial: predictions first, then the trial file (whose presence means done)."""
-        path = self.trial_path(result.spec.suite, result.trial_id)
-        table = trial_table(result)  # validates before anything touches the disk
-        if result.status != "ok" and self._stored_status(path) == "ok":
-            log.warning("store: trial %s is already stored as ok; the failed rerun is not stored (%s)",
-                        result.trial_id, (result.error or "").splitlines()[0] if result.error else "no error text")
-            return path
+        table = trial_table(result)  # validates before anything touches the storage
+        suite = result.spec.suite
+        if result.status != "ok":
+            # A new file per failed attempt: it can never hide an ok result or erase an earlier failure.
+            return sfs.write_atomic(self.loc, table, self.failed_path(suite, result.trial_id, result.finished_at))
         for eval_data, rows in result.predictions.items():
-            write_atomic(predictions_table(rows), self.predictions_path(result.spec.suite, result.trial_id, eval_data))
-        return write_atomic(table, path)
+            sfs.write_atomic(self.loc, predictions_table(rows), self.predictions_path(suite, result.trial_id, eval_data))
+        return sfs.write_atomic(self.loc, table, self.trial_path(suite, result.trial_id))
 
-    def _stored_status(self, path: Path) -> str | None:
-        if not path.exists():
-            return None
-        table = read_tables([path], ["status"])
-        return table["status"][0].as_py() if table.num_rows else None
+    def write_many(self, results: list[TrialResult]) -> list[str]:
+        """Store many trials in one batch file per suite (for bulk imports and drivers that collect
+        results): the same rows as write() one by one, at a fraction of the per-file cost."""
+        by_suite: dict[str, dict[str, TrialResult]] = {}
+        for result in results:
+            by_suite.setdefault(result.spec.suite, {})[result.trial_id] = result  # one row set per trial
+        paths = []
+        for suite, chosen in by_suite.items():
+            for result in chosen.values():
+                if result.status == "ok":
+                    for eval_data, rows in result.predictions.items():
+                        sfs.write_atomic(self.loc, predictions_table(rows),
+                                         self.predictions_path(suite, result.trial_id, eval_data))
+            table = trials_table(list(chosen.values()))
+            path = f"{self.suite_dir(suite)}/batches/{_stamp()}-{uuid.uuid4().hex}.parquet"
+            paths.append(sfs.write_atomic(self.loc, table, path))
+        return paths
+
+    def compact(self, suites: list[str] | None = None) -> int:
+        """Fold every suite's trial and batch files into its consolidated.parquet (atomically; nothing
+        is deleted). Returns the number of files newly folded in."""
+        folded = 0
+        for folder in self._folders(suites):
+            infos = self._sources(folder)
+            covers, _ = self._covers(folder)
+            fresh = [i for i in infos if covers.get(self._rel(folder, i)) != [i.size, i.mtime_ns]]
+            if not fresh:
+                continue
+            table = self._resolved(folder, None, infos=infos)
+            manifest = {self._rel(folder, i): [i.size, i.mtime_ns] for i in infos}
+            sfs.write_atomic(self.loc, table, f"{folder}/{CONSOLIDATED}",
+                             metadata={COVERS_KEY: json.dumps(manifest).encode()})
+            folded += len(fresh)
+        return folded
 
     # -- reading -----------------------------------------------------------------------------
-    def _ids_with_status(self, suite: str, status: str) -> set[str]:
-        table = read_tables(self._trial_files([suite]), ["trial_id", "status"])
-        return set(table.filter(pc.equal(table["status"], status))["trial_id"].to_pylist())
+    def _folders(self, suites: list[str] | None) -> list[str]:
+        if suites is None:
+            return [self.loc.join(name) for name in self._suite_folders()]
+        return [self.suite_dir(s) for s in suites]
+
+    @staticmethod
+    def _rel(folder: str, info) -> str:
+        return info.path[len(folder) + 1:]
+
+    def _covers(self, folder: str) -> tuple[dict, str | None]:
+        path = f"{folder}/{CONSOLIDATED}"
+        if not sfs.exists(self.loc, path):
+            return {}, None
+        try:
+            meta = pq.read_schema(path, filesystem=self.loc.fs).metadata or {}
+            return json.loads(meta.get(COVERS_KEY, b"{}")), path
+        except Exception as exc:  # a damaged consolidated file: read every file instead
+            log.warning("store: ignoring %s (%s: %s)", path, type(exc).__name__, exc)
+            return {}, None
+
+    def _resolved(self, folder: str, columns: list[str] | None, infos=None, history: bool = False) -> pa.Table:
+        """The rows of one suite folder: the consolidated file plus every file it does not cover, resolved."""
+        infos = self._sources(folder) if infos is None else infos
+        covers, consolidated = ({}, None) if history else self._covers(folder)
+        fresh = [i.path for i in infos if covers.get(self._rel(folder, i)) != [i.size, i.mtime_ns]]
+        wanted = None if columns is None else list(dict.fromkeys([*columns, *NEEDED]))
+        parts = []
+        if consolidated:
+            parts.append(read_tables(self.loc, [consolidated], wanted, with_source=True, check=False))
+        if fresh:
+            parts.append(read_tables(self.loc, fresh, wanted, with_source=True))
+        if not parts:
+            names = wanted or TRIAL_SCHEMA.names
+            return pa.schema([TRIAL_SCHEMA.field(c) for c in names]).empty_table().select(columns or names)
+        table = pa.concat_tables(parts)
+        if not history:
+            table = resolve(table)
+        return table.drop_columns([SOURCE]).select(columns or TRIAL_SCHEMA.names)
+
+    def _table(self, suites: list[str] | None, columns: list[str] | None = None, history: bool = False) -> pa.Table:
+        parts = [self._resolved(folder, columns, history=history) for folder in self._folders(suites)]
+        if not parts:
+            names = columns or TRIAL_SCHEMA.names
+            return pa.schema([TRIAL_SCHEMA.field(c) for c in names]).empty_table()
+        return pa.concat_tables(parts)
+
+    def statuses(self, suite: str) -> dict[str, str]:
+        """trial_id -> resolved status (ok | failed) of every stored trial of `suite`."""
+        table = self._table([suite], ["trial_id", "status"])
+        return dict(zip(table["trial_id"].to_pylist(), table["status"].to_pylist()))
 
     def ok_trial_ids(self, suite: str) -> set[str]:
         """Trials stored as ok (a resumed run skips these). Reads two columns only."""
-        return self._ids_with_status(suite, "ok")
+        return {tid for tid, status in self.statuses(suite).items() if status == "ok"}
 
     def failed_trial_ids(self, suite: str) -> set[str]:
-        return self._ids_with_status(suite, "failed")
+        """Trials whose latest word is a failure (no ok attempt stored)."""
+        return {tid for tid, status in self.statuses(suite).items() if status != "ok"}
 
-    def read(self, suites: list[str] | None = None) -> pd.DataFrame:
-        """Every row of every trial of `suites` (all suites when None), in the newest schema."""
-        return to_frame(read_tables(self._trial_files(suites)))
+    def read(self, suites: list[str] | None = None, history: bool = False) -> pd.DataFrame:
+        """Every row of every trial of `suites` (all suites when None), in the newest schema: one row
+        set per trial (ok supersedes failed); history=True returns every stored attempt instead."""
+        return to_frame(self._table(suites, history=history))
 
     def read_predictions(self, suite: str, trial_id: str, eval_data: str) -> pd.DataFrame:
-        import pyarrow.parquet as pq
-
         path = self.predictions_path(suite, trial_id, eval_data)
-        if not path.exists():
+        if not sfs.exists(self.loc, path):
             raise FileNotFoundError(f"no predictions for trial {trial_id} on {eval_data} in suite {suite} ({path})")
-        return to_frame(pq.read_table(path))
+        return to_frame(pq.read_table(path, filesystem=self.loc.fs))
 
     def suites(self) -> list[str]:
-        """Suite names with a trials folder, as the trial files spell them."""
+        """Suite names with stored trials, as the trial files spell them."""
         names = []
-        for folder in self._suite_folders():
-            files = sorted((folder / "trials").glob("*.parquet"))[:1]
-            stored = read_tables(files, ["suite"])["suite"].to_pylist() if files else []
-            names.append(stored[0] if stored else unsafe_name(folder.name))
+        for name in self._suite_folders():
+            folder = self.loc.join(name)
+            files = ([f"{folder}/{CONSOLIDATED}"] if sfs.exists(self.loc, f"{folder}/{CONSOLIDATED}") else []) \
+                or [i.path for i in self._sources(folder)[:1]]
+            stored = read_tables(self.loc, files, ["suite"])["suite"].to_pylist() if files else []
+            names.append(stored[0] if stored else unsafe_name(name))
         return sorted(set(names))
+
 
 

@@ -23,7 +23,7 @@ import torch
 
 from benchmark.registry.spec import TrainConfig
 from benchmark.train.batching import epoch_batches
-from benchmark.train.collate import collate, count_loss_tokens
+from benchmark.train.collate import collate, loss_weight
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ class TrainStats:
     val_loss: float | None = None  # token-mean loss on the held-out split (val_set_size > 0)
     train_examples: int = 0
     val_examples: int = 0
+    dev_history: list[tuple[int, float]] = field(default_factory=list)  # (epoch, dev score) when dev_score is given
+    best_epoch: int | None = None  # the epoch whose weights were restored
+    best_dev: float | None = None
+    stopped_early: bool = False
 
 
 def linear_schedule(warmup_steps: int, total_steps: int):
@@ -100,7 +104,7 @@ def evaluation_loss(model, tokenizer, features: list[dict], micro_batch_size: in
     try:
         for start in range(0, len(features), micro_batch_size):
             batch = collate(features[start:start + micro_batch_size], pad_id, side)
-            n = count_loss_tokens(batch["labels"])
+            n = loss_weight(batch)
             if n == 0:
                 continue
             with _autocast(model, device):
@@ -118,11 +122,50 @@ def _micro_batch_stream(lengths: list[int], cfg: TrainConfig, generator: torch.G
         yield from epoch_batches(lengths, cfg.micro_batch_size, cfg.group_by_length, generator)
 
 
-def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str = "cpu", log_every: int = 10) -> TrainStats:
-    """Fine-tune the trainable parameters of `model` (already on `device`) on tokenised features."""
+class BestWeights:
+    """Early stopping on a dev score (higher is better): a copy of the trainable weights at the best
+    epoch, restored at the end, and the patience count (cfg.early_stopping_patience epochs). Without a
+    patience (SQuAD's protocol) nothing is restored: the last epoch's weights and score are the trial's."""
+
+    def __init__(self, params: list[torch.nn.Parameter], patience: int | None):
+        self.params, self.patience = params, patience
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.saved: list[torch.Tensor] = []
+        self.since_best = 0
+
+    def update(self, epoch: int, score: float) -> bool:
+        """Record an epoch's score; True when patience has run out."""
+        if self.patience is None:
+            self.best, self.best_epoch = score, epoch
+            return False
+        if self.best is None or score > self.best:
+            self.best, self.best_epoch, self.since_best = score, epoch, 0
+            self.saved = [p.detach().clone() for p in self.params]
+        else:
+            self.since_best += 1
+        return self.patience is not None and self.since_best >= self.patience
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for p, saved in zip(self.params, self.saved):
+            p.copy_(saved)
+
+
+def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str = "cpu", log_every: int = 10,
+          val_features: list[dict] | None = None, dev_score=None) -> TrainStats:
+    """Fine-tune the trainable parameters of `model` (already on `device`) on tokenised features.
+
+    val_features: the held-out split (default: cfg.val_set_size features held out of `features`), whose
+    loss is reported. dev_score(model) -> float, when given, is called after every epoch; with
+    cfg.early_stopping_patience the best epoch's weights are restored at the end and training stops
+    after that many epochs without a better score."""
     if log_every < 1:
         raise ValueError(f"log_every: got {log_every}; allowed: an integer >= 1")
-    train_set, val_set = split_validation(features, cfg.val_set_size, cfg.seed)
+    if val_features is None:
+        train_set, val_set = split_validation(features, cfg.val_set_size, cfg.seed)
+    else:
+        train_set, val_set = list(features), list(val_features)
     if not train_set:
         raise ValueError("train: no training examples")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -139,6 +182,8 @@ def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str 
     stream = _micro_batch_stream(lengths, cfg, generator)
 
     stats = TrainStats(steps=0, train_examples=len(train_set), val_examples=len(val_set))
+    steps_per_epoch = math.ceil(math.ceil(len(train_set) / cfg.micro_batch_size) / cfg.grad_accum_steps)
+    best = BestWeights(params, cfg.early_stopping_patience) if dev_score is not None else None
     step_losses: list[float] = []
     window_start = 0
     model.train()
@@ -146,7 +191,7 @@ def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str 
     try:
         for step in range(1, total_steps + 1):
             micro = [collate([train_set[i] for i in next(stream)], pad_id, side) for _ in range(cfg.grad_accum_steps)]
-            counts = [count_loss_tokens(b["labels"]) for b in micro]
+            counts = [loss_weight(b) for b in micro]
             step_tokens = sum(counts)
             step_loss = 0.0
             for batch, n in zip(micro, counts):
@@ -172,9 +217,22 @@ def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str 
                     log.info("step %d/%d loss %.4f lr %.3g", step, total_steps, stats.loss_history[-1][1],
                              scheduler.get_last_lr()[0])
                 window_start = len(step_losses)
+            if best is not None and (step % steps_per_epoch == 0 or step == total_steps):
+                epoch = math.ceil(step / steps_per_epoch)
+                score = float(dev_score(model))
+                model.train()
+                stats.dev_history.append((epoch, score))
+                log.info("epoch %d dev %.3f", epoch, score)
+                if best.update(epoch, score):
+                    stats.stopped_early = True
+                    break
     finally:
         stats.seconds = time.perf_counter() - started
         model.eval()
+    if best is not None:
+        if best.saved:
+            best.restore()
+        stats.best_epoch, stats.best_dev = best.best_epoch, best.best
     last = step_losses[-min(log_every, len(step_losses)):]
     stats.final_loss = sum(last) / len(last) if last else None
     stats.tokens_per_s = stats.tokens / stats.seconds if stats.seconds > 0 else 0.0

@@ -1,8 +1,10 @@
 """Embedded tasks: small synthetic datasets in the real formats and on-disk layouts.
 
-`write_all(dir)` writes every file (LLM-Adapters JSON, GLUE/DAPT jsonl, SQuAD v1.1 JSON) so the
-real loaders read them unchanged; `ensure(dir)` does so once per GENERATOR_VERSION, atomically;
-`corpus()` yields their text for the embedded tokenizer. Everything is seeded per task
+`write_all(dir)` writes every file (LLM-Adapters JSON, GLUE/DAPT jsonl, SQuAD v1.1 JSON and its HF
+mirror, the domain corpora as one-document-a-line text) so the real loaders read them unchanged;
+`ensure(dir)` does so once per GENERATOR_VERSION, atomically; `corpus()` yields their text for the
+embedded tokenizer; `pretraining_documents()` (causal) and `encoder_pretraining_documents()` (masked
+LM) are the zoo's pretraining text, disjoint from every evaluation item. Everything is seeded per task
 (common.rng_for): the same version always writes byte-identical files.
 """
 
@@ -17,20 +19,23 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmark.data.embedded import classification_tasks, commonsense_tasks, math_tasks, squad_tasks
+from benchmark.data.embedded import commonsense_tasks, corpora, dapt_tasks, glue_tasks, math_tasks, squad_tasks
 from benchmark.data.embedded.common import GENERATOR_VERSION, rng_for
 
-__all__ = ["GENERATOR_VERSION", "write_all", "counts", "ensure", "pretraining_documents", "corpus", "generate_all"]
+__all__ = ["GENERATOR_VERSION", "write_all", "counts", "ensure", "pretraining_documents",
+           "encoder_pretraining_documents", "corpus", "generate_all"]
 
 STAMP = ".generator-version"
 
 
 @functools.lru_cache(maxsize=1)
 def generate_all() -> dict[str, object]:
-    """relative path -> content (a list of rows, or a SQuAD dict). Cached: treat as read-only."""
+    """relative path -> content (a list of rows, a list of documents for .txt, or a SQuAD dict).
+    Cached: treat as read-only."""
     files: dict[str, object] = {}
-    for module in (math_tasks, commonsense_tasks, classification_tasks, squad_tasks):
+    for module in (math_tasks, commonsense_tasks, glue_tasks, dapt_tasks, squad_tasks):
         files.update(module.generate())
+    files.update(corpora.domain_corpora(files))
     return dict(sorted(files.items()))
 
 
@@ -41,6 +46,8 @@ def _count(content) -> int:
 
 
 def _serialise(path: str, content) -> str:
+    if path.endswith(".txt"):  # the `text` format: one document a line
+        return "".join(doc + "\n" for doc in content)
     if path.endswith(".jsonl"):
         return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in content)
     if path.startswith("squad/"):
@@ -128,6 +135,14 @@ def pretraining_documents() -> tuple[str, ...]:
     return tuple(docs)
 
 
+@functools.lru_cache(maxsize=1)
+def encoder_pretraining_documents() -> tuple[str, ...]:
+    """The plain text the zoo's tiny encoders are masked-LM pretrained on: fresh sentences and sentence
+    pairs of every GLUE and DAPT generator and fresh SQuAD paragraphs (about 3,300 documents), none the
+    text of any generated item (train, dev, validation or test). Fixed order, deterministic."""
+    return tuple(corpora.encoder_documents(generate_all()))
+
+
 def _prompt_words() -> Iterator[str]:
     from benchmark.data import prompts
 
@@ -136,9 +151,12 @@ def _prompt_words() -> Iterator[str]:
 
 
 def corpus() -> Iterator[str]:
-    """Every text of the embedded tasks plus the prompt templates, in a fixed order."""
+    """Every text of the embedded tasks plus the prompt templates, in a fixed order. The corpora and
+    the HF mirror of SQuAD are left out: they repeat text of the tasks, and would only slow training."""
     yield from _prompt_words()
     for rel, content in generate_all().items():
+        if rel.startswith(("corpora/", "hf/")):
+            continue
         if rel.startswith("squad/"):
             for article in content["data"]:
                 for para in article["paragraphs"]:
@@ -146,7 +164,8 @@ def corpus() -> Iterator[str]:
                     yield from (qa["question"] for qa in para["qas"])
             continue
         for row in content:
-            for key in ("instruction", "output", "sentence", "sentence1", "sentence2", "text"):
+            for key in ("instruction", "output", "sentence", "sentence1", "sentence2", "question1", "question2",
+                        "premise", "hypothesis", "question", "text"):
                 if row.get(key):
                     yield row[key]
             if rel.startswith("dapt/"):

@@ -1,4 +1,8 @@
-"""Span QA in the SQuAD v1.1 JSON layout: short made-up biographies, one question per fact."""
+"""Span QA in the SQuAD v1.1 JSON layout: short made-up biographies, one question per fact.
+
+The same items are also written as an HF-style mirror (hf/squad/{train,validation}.jsonl, the flat
+rows of rajpurkar/squad), the embedded twin of the `squad-hf` entry, read by the `hf` loader.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ import re
 from benchmark.data.embedded.common import draw_unique, rng_for
 from benchmark.data.embedded.lexicon import CATEGORIES, CITIES, COLORS, DAYS, JOBS, NAMES, PLACES
 
-PARAGRAPHS = {"train": 100, "dev": 30}
+# 200 x 5 = 1,000 training questions (100 paragraphs left a tiny encoder few examples per question type);
+# dev 30 x 5 = 150 questions
+PARAGRAPHS = {"train": 200, "dev": 30}
 PER_TITLE = 5
 VEHICLES = CATEGORIES["vehicle"][1]
 
@@ -57,8 +63,24 @@ def _split(split: str, paragraphs: list[dict]) -> dict:
     return {"version": "1.1", "data": data}
 
 
-def generate() -> dict[str, dict]:
+def _hf_rows(squad: dict) -> list[dict]:
+    return [{"id": qa["id"], "title": article["title"], "context": para["context"], "question": qa["question"],
+             "answers": {"text": [a["text"] for a in qa["answers"]], "answer_start": [a["answer_start"] for a in qa["answers"]]}}
+            for article in squad["data"] for para in article["paragraphs"] for qa in para["qas"]]
+
+
+def generate() -> dict[str, object]:
     rng = rng_for("squad")
     used: set[str] = set()
-    return {f"squad/{split}-v1.1.json": _split(split, draw_unique(lambda i: paragraph(rng), n, used, key="context"))
-            for split, n in PARAGRAPHS.items()}
+    files: dict[str, object] = {
+        f"squad/{split}-v1.1.json": _split(split, draw_unique(lambda i: paragraph(rng), n, used, key="context"))
+        for split, n in PARAGRAPHS.items()}
+    files["hf/squad/train.jsonl"] = _hf_rows(files["squad/train-v1.1.json"])
+    files["hf/squad/validation.jsonl"] = _hf_rows(files["squad/dev-v1.1.json"])
+    return files
+
+
+def fresh_contexts(n: int, used: set[str], seed: str) -> list[str]:
+    """n new paragraphs whose context is not in `used` (which grows)."""
+    rng = rng_for(f"{seed}:squad")
+    return [p["context"] for p in draw_unique(lambda _: paragraph(rng), n, used, key="context")]

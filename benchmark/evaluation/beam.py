@@ -1,0 +1,256 @@
+"""Cached beam search (and greedy search) that reproduces transformers 4.57's decoding token for token.
+
+Why our own loop: on a small model the cost of transformers' generate is per step, not per token
+(Python around the model, a vmap-built attention mask, every row kept running until the whole
+batch is done). Here an example leaves the batch as soon as its finished hypotheses can no longer
+change, its prompt is run once instead of once per beam, and the mask is passed ready-made.
+
+The search follows transformers' `_beam_search` step by step, per example: top 2K candidates
+over K beams x vocabulary by accumulated log-probability; candidates ending in EOS (or reaching
+max_new_tokens) go to the finished set with score / generated_length ** length_penalty, the best
+K others keep running; an example is done when early stopping says no running beam can beat its
+worst finished one (the "False" / True / "never" heuristics), or at max_new_tokens. Its answer is
+its best finished hypothesis. Examples never interact, so evicting a done one changes nothing for
+the others. num_beams == 1 is transformers' greedy search (argmax of the logits).
+
+`Feeder` knows how to feed one kind of model: plain transformers causal LMs and peft wrappers that
+only change modules (LoRA, DoRA, IA3; the in-house bottleneck adapters are plain modules too) are
+called as they are; peft prefix tuning gets its virtual key/values as the initial cache, the
+attention mask extended by them and position ids offset by them; peft prompt tuning gets its
+virtual embeddings in front of the prompt. These are exactly the inputs transformers' generate
+builds for them through peft's prepare_inputs_for_generation. Anything else returns None and the
+caller uses transformers' generate.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+NEG = -1.0e9  # transformers' "impossible" score offset
+
+# Generation-config fields that make transformers add logits processors or change the search;
+# each must be at its neutral value for our loop to be exact (otherwise we fall back).
+_NEUTRAL = {
+    "guidance_scale": (None, 1, 1.0), "sequence_bias": (None,), "encoder_repetition_penalty": (None, 1.0),
+    "repetition_penalty": (None, 1.0), "no_repeat_ngram_size": (None, 0), "encoder_no_repeat_ngram_size": (None, 0),
+    "bad_words_ids": (None,), "min_length": (None, 0), "min_new_tokens": (None, 0), "forced_bos_token_id": (None,),
+    "forced_eos_token_id": (None,), "remove_invalid_values": (None, False), "exponential_decay_length_penalty": (None,),
+    "suppress_tokens": (None,), "begin_suppress_tokens": (None,), "watermarking_config": (None,),
+    "renormalize_logits": (None, False), "max_time": (None,), "stop_strings": (None,), "num_beam_groups": (None, 1),
+    "diversity_penalty": (None, 0.0), "constraints": (None,), "force_words_ids": (None,),
+    "num_return_sequences": (None, 1), "low_memory": (None, False), "prompt_lookup_num_tokens": (None,),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_new_tokens: int
+    num_beams: int
+    eos_id: int | None
+    length_penalty: float = 1.0
+    early_stopping: bool | str = False
+
+    @classmethod
+    def from_model(cls, model, max_new_tokens: int, num_beams: int, eos_id: int | None) -> Settings:
+        config = _core(model).generation_config
+        return cls(max_new_tokens, num_beams, eos_id, float(config.length_penalty), config.early_stopping)
+
+
+def _core(model):
+    """The transformers model under a peft wrapper (the one whose generate transformers runs)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _neutral_generation_config(core) -> bool:
+    config = core.generation_config
+    return all(getattr(config, name, None) in allowed for name, allowed in _NEUTRAL.items())
+
+
+class Feeder:
+    """Prefill and one-token decode steps for one model, with the inputs transformers' generate would build."""
+
+    def __init__(self, model, kind: str):
+        self.model, self.kind, self.core = model, kind, _core(model)
+        self.n_virtual = model.active_peft_config.num_virtual_tokens if kind in ("prefix", "prompt") else 0
+        params = inspect.signature(self.core.forward).parameters
+        self.takes_positions = "position_ids" in params
+        self.keep_logits = "logits_to_keep" in params
+        # Models built on transformers.masking_utils rebuild the mask every step (vmap; slow on CPU);
+        # for SDPA they take a ready boolean 4-D mask as is. Others (bloom: ALiBi from the 2-D mask) get 2-D.
+        module = sys.modules.get(type(self.core).__module__)
+        self.mask_4d = (kind != "prompt" and hasattr(module, "create_causal_mask")
+                        and getattr(self.core.config, "_attn_implementation", None) == "sdpa")
+
+    @classmethod
+    def for_model(cls, model, max_new_tokens: int, num_beams: int, pad_id: int, eos_id: int | None) -> Feeder | None:
+        core = _core(model)
+        config = getattr(core, "config", None)
+        if config is None or getattr(config, "is_encoder_decoder", False) or not hasattr(core, "generation_config"):
+            return None
+        if not _neutral_generation_config(core) or max_new_tokens < 1:
+            return None
+        peft_config = getattr(model, "active_peft_config", None)
+        if peft_config is None or not peft_config.is_prompt_learning:
+            return cls(model, "plain")
+        peft_type = str(getattr(peft_config.peft_type, "value", peft_config.peft_type))
+        kind = {"PREFIX_TUNING": "prefix", "PROMPT_TUNING": "prompt"}.get(peft_type)
+        return cls(model, kind) if kind else None  # p-tuning, multitask prompts, ...: transformers' generate
+
+    def _call(self):
+        # peft's generate calls the transformers model itself for prompt methods, the peft forward otherwise.
+        return self.core if self.kind in ("prefix", "prompt") else self.model
+
+    def prefill(self, ids: torch.Tensor, mask: torch.Tensor):
+        """Logits of the last prompt position (n, V), the cache, the full 2-D mask, the next position per row."""
+        n, width = ids.shape
+        positions = mask.long().cumsum(-1) - 1
+        positions.masked_fill_(mask == 0, 1)  # as transformers' prepare_inputs_for_generation
+        next_pos = mask.long().sum(-1)
+        kwargs = {"use_cache": True, "return_dict": True}
+        if self.keep_logits:
+            kwargs["logits_to_keep"] = 1
+        if self.n_virtual:
+            mask = torch.cat([torch.ones(n, self.n_virtual, dtype=mask.dtype, device=mask.device), mask], dim=1)
+        if self.kind == "prefix":
+            kwargs["past_key_values"] = self.model.get_prompt(batch_size=n, max_cache_len=-1)
+            kwargs["cache_position"] = torch.arange(self.n_virtual, self.n_virtual + width, device=ids.device)
+            positions, next_pos = positions + self.n_virtual, next_pos + self.n_virtual
+        if self.kind == "prompt":
+            # peft drops position ids here; hooks on the base model (methods/prompt.py) derive them from the mask.
+            embeds = self.model.word_embeddings(ids)
+            prompts = self.model.get_prompt(batch_size=n).to(embeds.dtype)
+            out = self.core(inputs_embeds=torch.cat([prompts, embeds], dim=1), attention_mask=mask, **kwargs)
+        else:
+            if self.takes_positions:
+                kwargs["position_ids"] = positions
+            out = self._call()(input_ids=ids, attention_mask=mask, **kwargs)
+        return out.logits[:, -1, :].float(), out.past_key_values, mask, next_pos
+
+    def step(self, tokens: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
+        """Logits (rows, V) for one new token per row; `mask` already includes the new token."""
+        kwargs = {"use_cache": True, "return_dict": True, "past_key_values": cache}
+        if self.takes_positions and self.kind != "prompt":
+            kwargs["position_ids"] = positions[:, None]
+        if self.mask_4d:
+            # transformers skips the mask when nothing is padded; so do we (same attention kernel call).
+            kwargs["attention_mask"] = None if bool(mask.all()) else mask.bool()[:, None, None, :]
+        else:
+            kwargs["attention_mask"] = mask
+        out = self._call()(input_ids=tokens[:, None], **kwargs)
+        return out.logits[:, -1, :].float()
+
+
+def search(feeder: Feeder, ids: torch.Tensor, mask: torch.Tensor, s: Settings) -> list[list[int]]:
+    """The generated tokens of each row (EOS included when reached), in row order."""
+    logits, cache, full_mask, next_pos = feeder.prefill(ids, mask)
+    if s.num_beams == 1:
+        return _greedy(feeder, logits, cache, full_mask, next_pos, s)
+    return _beam(feeder, logits, cache, full_mask, next_pos, s)
+
+
+def _greedy(feeder, logits, cache, full_mask, next_pos, s: Settings) -> list[list[int]]:
+    n = logits.shape[0]
+    results: list[list[int]] = [[] for _ in range(n)]
+    rows = torch.arange(n)
+    tokens = torch.empty(n, 0, dtype=torch.long, device=logits.device)
+    while True:
+        tok = logits.argmax(-1)
+        tokens = torch.cat([tokens, tok[:, None]], dim=1)
+        done = tok == s.eos_id if s.eos_id is not None else torch.zeros_like(tok, dtype=torch.bool)
+        if tokens.shape[1] >= s.max_new_tokens:
+            done[:] = True
+        for local in done.nonzero().flatten().tolist():
+            results[int(rows[local])] = tokens[local].tolist()
+        keep = (~done).nonzero().flatten()
+        if keep.numel() == 0:
+            return results
+        if keep.numel() < done.numel():
+            rows, tokens, tok, full_mask, next_pos = rows[keep.cpu()], tokens[keep], tok[keep], full_mask[keep], next_pos[keep]
+            cache.reorder_cache(keep)
+        full_mask = torch.cat([full_mask, full_mask.new_ones(full_mask.shape[0], 1)], dim=1)
+        logits = feeder.step(tok, full_mask, next_pos, cache)
+        next_pos = next_pos + 1
+
+
+def _beam(feeder, logits, cache, full_mask, next_pos, s: Settings) -> list[list[int]]:
+    n, vocab = logits.shape
+    k, device = s.num_beams, logits.device
+    results: list[list[int]] = [[] for _ in range(n)]
+    items = torch.arange(n)  # original row of each active example
+    run_scores = torch.zeros(n, k, device=device)
+    run_scores[:, 1:] = NEG  # only the first beam's tokens count at step one, as in transformers
+    run_tokens = torch.empty(n, k, 0, dtype=torch.long, device=device)
+    fin_tokens = torch.empty(n, k, 0, dtype=torch.long, device=device)
+    fin_len = torch.zeros(n, k, dtype=torch.long, device=device)
+    fin_scores = torch.full((n, k), NEG, device=device)
+    fin_flag = torch.zeros(n, k, dtype=torch.bool, device=device)
+    unsatisfied = torch.ones(n, 1, dtype=torch.bool, device=device)
+    top_k_mask = torch.arange(2 * k, device=device) < k
+    cache_rows_per_item = 1  # the prefill ran each prompt once; every beam starts from that row
+    # Step one: every beam holds the same log-probabilities (one prompt row repeated).
+    log_probs = F.log_softmax(logits, dim=-1)[:, None, :] + run_scores[:, :, None]
+    generated = 0
+    while True:
+        a = run_scores.shape[0]
+        top_scores, top_index = torch.topk(log_probs.reshape(a, k * vocab), 2 * k)
+        parent, token = top_index // vocab, top_index % vocab
+        candidates = torch.cat([torch.take_along_dim(run_tokens, parent[:, :, None], dim=1), token[:, :, None]], dim=2)
+        if generated + 1 >= s.max_new_tokens:
+            hits = torch.ones_like(token, dtype=torch.bool)
+        elif s.eos_id is not None:
+            hits = token == s.eos_id
+        else:
+            hits = torch.zeros_like(token, dtype=torch.bool)
+        # Running beams for the next step: the best K candidates that did not stop.
+        running = top_scores + hits.to(torch.float32) * NEG
+        keep_index = torch.topk(running, k)[1]
+        run_tokens = torch.take_along_dim(candidates, keep_index[:, :, None], dim=1)
+        run_scores = torch.take_along_dim(running, keep_index, dim=1)
+        run_parent = torch.take_along_dim(parent, keep_index, dim=1)
+        # Finished set: merge the stopped top-K candidates (length-penalised) with the old finished ones.
+        just_finished = hits & top_k_mask[None, :]
+        scores = top_scores / ((generated + 1) ** s.length_penalty)
+        scores += (fin_flag.all(dim=-1, keepdim=True) & (s.early_stopping is True)).to(torch.float32) * NEG
+        scores += (~unsatisfied).to(torch.float32) * NEG
+        scores += (~just_finished) * NEG
+        old = F.pad(fin_tokens, (0, 1))
+        merged_scores = torch.cat([fin_scores, scores], dim=1)
+        pick = torch.topk(merged_scores, k)[1]
+        fin_tokens = torch.take_along_dim(torch.cat([old, candidates], dim=1), pick[:, :, None], dim=1)
+        fin_len = torch.take_along_dim(torch.cat([fin_len, torch.full_like(token, generated + 1)], dim=1), pick, dim=1)
+        fin_scores = torch.take_along_dim(merged_scores, pick, dim=1)
+        fin_flag = torch.take_along_dim(torch.cat([fin_flag, just_finished], dim=1), pick, dim=1)
+        generated += 1
+        # Can a running beam still beat the worst finished one? (transformers' early-stop heuristic)
+        best_len = s.max_new_tokens if (s.early_stopping == "never" and s.length_penalty > 0.0) else generated
+        best_possible = run_scores[:, :1] / (best_len ** s.length_penalty)
+        worst = torch.where(fin_flag, torch.min(fin_scores, dim=1, keepdim=True)[0], NEG)
+        unsatisfied = unsatisfied & torch.any(best_possible > worst, dim=-1, keepdim=True)
+        done = ~unsatisfied[:, 0] | (fin_flag.all(dim=1) & (s.early_stopping is True))
+        if generated >= s.max_new_tokens:
+            done[:] = True
+        for local in done.nonzero().flatten().tolist():
+            results[int(items[local])] = fin_tokens[local, 0, :int(fin_len[local, 0])].tolist()
+        keep = (~done).nonzero().flatten()
+        if keep.numel() == 0:
+            return results
+        if keep.numel() < a:  # evict the finished examples: they can no longer change
+            items, run_tokens, run_scores, run_parent = items[keep.cpu()], run_tokens[keep], run_scores[keep], run_parent[keep]
+            fin_tokens, fin_len, fin_scores, fin_flag = fin_tokens[keep], fin_len[keep], fin_scores[keep], fin_flag[keep]
+            unsatisfied, next_pos = unsatisfied[keep], next_pos[keep]
+        # One gather of the cache: evicts finished examples and puts each beam's parent under it.
+        parents = run_parent if cache_rows_per_item > 1 else torch.zeros_like(run_parent)
+        source = (keep[:, None] * cache_rows_per_item + parents).reshape(-1)
+        cache.reorder_cache(source)
+        full_mask = full_mask[source]
+        full_mask = torch.cat([full_mask, full_mask.new_ones(full_mask.shape[0], 1)], dim=1)
+        cache_rows_per_item = k
+        positions = next_pos.repeat_interleave(k)
+        logits = feeder.step(run_tokens[:, :, -1].reshape(-1), full_mask, positions, cache)
+        next_pos = next_pos + 1
+        log_probs = F.log_softmax(logits, dim=-1).view(-1, k, vocab) + run_scores[:, :, None]

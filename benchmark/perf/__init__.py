@@ -1,0 +1,8 @@
+"""`peft-bench perf`: throughput of peft-bench against the reference protocol, measured side by side.
+
+Each measurement is one module: `evaluation` (reference decoding vs ours, outputs compared token for
+token), `training` (reference-style batching vs length grouping, same steps), `overhead` (trial start
+to first optimizer step, cold vs warm weight cache), `control` (planning a large grid, the store).
+`suite.run(settings)` runs them all and returns the JSON-ready dict; `report` writes JSON + Markdown.
+`gpu` holds the CUDA-only helpers (TF32, evaluation batch size from free memory).
+"""

@@ -1,0 +1,74 @@
+"""Control plane: planning a large synthetic grid, and writing / reading trial results through the store."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+
+from benchmark.perf.settings import Settings
+
+
+def grid_yaml(n_trials: int, model: str = "tiny-llama") -> str:
+    """A two-axis grid (learning rate x seed) with exactly n_trials cells, an override and an exclude-free plan."""
+    seeds = max(1, math.isqrt(n_trials))
+    while n_trials % seeds:
+        seeds -= 1
+    rates = n_trials // seeds
+    rate_list = ", ".join(f"{1e-5 * (i + 1):.6e}" for i in range(rates))  # YAML floats need the dot
+    seed_list = ", ".join(str(i) for i in range(seeds))
+    return (f'name: perf-grid\nversion: "1"\ndescription: synthetic grid for peft-bench perf\n'
+            f"defaults:\n  model: {model}\n  method: lora\n  train_data: emb-math_10k\n  eval_data: [emb-gsm8k]\n"
+            f"grid:\n  train.learning_rate: [{rate_list}]\n  train.seed: [{seed_list}]\n"
+            "overrides:\n  - when: {train.seed: 0}\n    set: {train.epochs: 1}\n")
+
+
+def measure_plan(s: Settings, workdir: Path) -> tuple[dict, list]:
+    from benchmark.registry import plan
+
+    small, big = workdir / "warm.yaml", workdir / "grid.yaml"
+    small.write_text(grid_yaml(1, s.model))
+    big.write_text(grid_yaml(s.plan_trials, s.model))
+    plan(str(small))  # imports and catalogues once, as the CLI has them before it plans
+    started = time.perf_counter()
+    _, specs = plan(str(big))
+    seconds = time.perf_counter() - started
+    return {"trials": len(specs), "seconds": seconds, "trials_per_s": len(specs) / seconds}, specs
+
+
+def _result(spec, i: int):
+    from benchmark.result import Metric, TrialResult
+
+    return TrialResult(spec=spec, metrics=[Metric(eval_data="emb-gsm8k", family="math", metric="accuracy",
+                                                  value=float(i % 100), n_examples=100)],
+                       trainable_params=1000, total_params=100_000, train_seconds=1.0, eval_seconds=1.0,
+                       train_tokens_per_s=1000.0, eval_examples_per_s=10.0, train_loss=1.0, device="cpu",
+                       started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:01:00+00:00")
+
+
+def measure_store(s: Settings, specs: list, workdir: Path) -> dict:
+    """Write n results one file per trial (the runner's path), then read them all back with the reader."""
+    from benchmark.store import Store
+
+    results = [_result(spec, i) for i, spec in enumerate(specs[:s.store_trials])]
+    store = Store(workdir / "results")
+    started = time.perf_counter()
+    for result in results:
+        store.write(result)
+    write_s = time.perf_counter() - started
+    started = time.perf_counter()
+    frame = store.read()
+    read_s = time.perf_counter() - started
+    n = len(results)
+    return {"trials": n, "rows_read": len(frame), "write_s": write_s, "read_s": read_s, "seconds": write_s + read_s,
+            "rows_per_s": n / (write_s + read_s), "write_ms_per_trial": 1000 * write_s / n}
+
+
+def measure(s: Settings) -> tuple[dict, dict]:
+    with tempfile.TemporaryDirectory(prefix="peft-bench-perf-") as tmp:
+        plan_figures, specs = measure_plan(s, Path(tmp))
+        if len(specs) < s.store_trials:  # the store needs as many distinct trials as it writes
+            _, specs = measure_plan(Settings(**{**s.to_dict(), "plan_trials": s.store_trials}), Path(tmp))
+        store_figures = measure_store(s, specs, Path(tmp))
+    return plan_figures, store_figures

@@ -1,0 +1,60 @@
+"""Evaluation throughput: the reference decoding (batch 1, no cache, no mask) vs ours, same model and prompts."""
+
+from __future__ import annotations
+
+import time
+
+from benchmark.perf.settings import Settings
+
+
+def load_model(name: str):
+    from benchmark import models
+    from benchmark.registry import catalogue
+
+    model, tokenizer = models.load(catalogue.model(name), dtype="float32")  # fp32: outputs must match exactly
+    return model.eval(), tokenizer
+
+
+def eval_prompts(s: Settings) -> list[str]:
+    from benchmark.data import load_examples
+    from benchmark.data.prompts import eval_prompt
+    from benchmark.registry import catalogue
+
+    examples = load_examples(catalogue.dataset(s.eval_dataset), None)
+    if len(examples) < s.eval_prompts:
+        raise ValueError(f"perf.eval_prompts: got {s.eval_prompts}; allowed: at most {len(examples)} "
+                         f"(the examples of {s.eval_dataset})")
+    return [eval_prompt(ex) for ex in examples[:s.eval_prompts]]
+
+
+def measure(s: Settings, model=None, tokenizer=None) -> dict:
+    import torch
+
+    from benchmark.evaluation.generate import generate_ids, generate_reference_ids
+
+    if model is None:
+        model, tokenizer = load_model(s.model)
+    prompts = eval_prompts(s)
+    with torch.inference_mode():
+        # Warm both paths once (first-call allocations, lazy imports) so neither pays them in the timing.
+        generate_reference_ids(model, tokenizer, prompts[:1], 2, s.num_beams)
+        generate_ids(model, tokenizer, prompts[:1], 2, s.num_beams)
+        started = time.perf_counter()
+        reference = generate_reference_ids(model, tokenizer, prompts, s.max_new_tokens, s.num_beams)
+        reference_s = time.perf_counter() - started
+        started = time.perf_counter()
+        ours = generate_ids(model, tokenizer, prompts, s.max_new_tokens, s.num_beams, s.eval_batch_size)
+        ours_s = time.perf_counter() - started
+    prompt_lens = [len(tokenizer(p)["input_ids"]) for p in prompts]
+    new_tokens = [len(ids) - n for ids, n in zip(reference, prompt_lens)]
+    n = len(prompts)
+    return {
+        "n": n, "num_beams": s.num_beams, "max_new_tokens": s.max_new_tokens, "batch_size": s.eval_batch_size,
+        "reference_s": reference_s, "ours_s": ours_s,
+        "reference_examples_per_s": n / reference_s, "ours_examples_per_s": n / ours_s,
+        "speedup": reference_s / ours_s,
+        "outputs_identical": reference == ours,
+        "mismatches": sum(a != b for a, b in zip(reference, ours)),
+        "mean_prompt_tokens": sum(prompt_lens) / n, "mean_new_tokens": sum(new_tokens) / n,
+        "max_new_tokens_seen": max(new_tokens),
+    }

@@ -1,0 +1,71 @@
+"""The perf figures as JSON and as a Markdown page (reports/perf/perf.json, perf.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _f(value, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def markdown(fig: dict) -> str:
+    e, t, o, p, st = fig["eval"], fig["train"], fig["overhead"], fig["plan"], fig["store"]
+    met = fig.get("targets", {}).get("met", {})
+    tick = {True: "met", False: "MISSED"}
+    m = fig["machine"]
+    lines = [
+        "# peft-bench perf",
+        "",
+        f"Model `{fig['settings']['model']}`, {m['cpus']} CPUs, torch {m['torch']}, transformers {m['transformers']}, "
+        f"{m['torch_threads']} torch threads, CUDA {m['cuda']}. Ratios are measured side by side in one run.",
+        "",
+        "| measurement | reference | peft-bench | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| evaluation, examples/s ({e['n']} prompts, {e['num_beams']} beams, max_new_tokens {e['max_new_tokens']}) | "
+        f"{_f(e['reference_examples_per_s'])} ({_f(e['reference_s'])} s) | {_f(e['ours_examples_per_s'])} "
+        f"({_f(e['ours_s'])} s) | {_f(e['speedup'], 1)}x | >= 20x, {tick.get(met.get('eval.speedup'), '-')} |",
+        f"| training, non-pad tokens/s ({t['steps']} steps of {t['micro_batch_size']}, LoRA) | "
+        f"{_f(t['reference_tokens_per_s'], 0)} | {_f(t['ours_tokens_per_s'], 0)} | {_f(t['speedup'])}x | "
+        f">= 1.3x, {tick.get(met.get('train.speedup'), '-')} |",
+        f"| trial start to first optimizer step | cold {_f(o['cold_s'])} s | warm {_f(o['warm_s'])} s | "
+        f"{_f(o['speedup'])}x | - |",
+        f"| plan {p['trials']:,} trials | | {_f(p['seconds'])} s ({_f(p['trials_per_s'], 0)} trials/s) | | "
+        f"< 5 s, {tick.get(met.get('plan.seconds'), '-')} |",
+        f"| store: write + read {st['trials']:,} trials | | {_f(st['seconds'])} s (write {_f(st['write_s'])} s, "
+        f"read {_f(st['read_s'])} s; {_f(st['rows_per_s'], 0)} trials/s) | | "
+        f"< 10 s, {tick.get(met.get('store.seconds'), '-')} |",
+        "",
+        f"Evaluation outputs identical token for token (fp32): **{e['outputs_identical']}** "
+        f"({e['mismatches']} of {e['n']} differ); mean prompt {_f(e['mean_prompt_tokens'], 1)} tokens, "
+        f"mean continuation {_f(e['mean_new_tokens'], 1)} tokens, longest {e['max_new_tokens_seen']}.",
+        "",
+        f"Training loss after {t['steps']} steps: reference {_f(t['reference_loss'], 4)}, peft-bench "
+        f"{_f(t['ours_loss'], 4)}; pad tokens per epoch: reference {t['epoch_pad_tokens']['reference']:,}, "
+        f"peft-bench {t['epoch_pad_tokens']['ours']:,} (mean example {_f(t['mean_tokens_per_example'], 1)} tokens).",
+        "",
+        f"Overhead, cold: data {_f(o['cold']['data_s'], 3)} s, base model {_f(o['cold']['model_s'], 3)} s; "
+        f"warm: data {_f(o['warm']['data_s'], 3)} s, base model {_f(o['warm']['model_s'], 3)} s.",
+        "",
+        f"Total run time {_f(fig['seconds'], 1)} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write(fig: dict, out_dir: Path, json_file: Path | None = None) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(fig, indent=1, sort_keys=True, default=str)
+    paths = [out_dir / "perf.json", out_dir / "perf.md"]
+    paths[0].write_text(text)
+    paths[1].write_text(markdown(fig))
+    if json_file is not None:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        json_file.write_text(text)
+        paths.append(json_file)
+    return paths

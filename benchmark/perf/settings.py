@@ -1,0 +1,50 @@
+"""What `peft-bench perf` measures and how much of it: the full run, --quick, and the tiny test size."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = "tiny-llama"
+    eval_dataset: str = "emb-gsm8k"
+    eval_prompts: int = 96
+    max_new_tokens: int = 256  # the reference protocol's math setting
+    num_beams: int = 4
+    eval_batch_size: int = 32  # examples per batch of our decoding (x num_beams rows)
+    train_dataset: str = "emb-math_10k"
+    train_examples: int = 1024
+    train_steps: int = 40
+    micro_batch_size: int = 16
+    cutoff_len: int = 256
+    plan_trials: int = 10_000
+    store_trials: int = 10_000
+    threads: int | None = None  # torch threads; None leaves torch's default
+
+    def __post_init__(self):
+        for name in ("eval_prompts", "max_new_tokens", "num_beams", "eval_batch_size", "train_examples",
+                     "train_steps", "micro_batch_size", "plan_trials", "store_trials"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"perf.{name}: got {value!r}; allowed: an integer >= 1")
+        if self.cutoff_len < 8:
+            raise ValueError(f"perf.cutoff_len: got {self.cutoff_len!r}; allowed: an integer >= 8")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"perf.threads: got {self.threads!r}; allowed: an integer >= 1 or none")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+FULL = Settings()
+# --quick: the same protocol (4 beams, 256 new tokens) on fewer prompts and steps; minutes on 2 CPU cores.
+QUICK = Settings(eval_prompts=48, eval_batch_size=48, train_examples=512, train_steps=16)
+# For the test suite: every code path, seconds.
+TINY = Settings(eval_prompts=3, max_new_tokens=6, eval_batch_size=2, train_examples=32, train_steps=2,
+                micro_batch_size=4, cutoff_len=64, plan_trials=40, store_trials=20)
+
+
+def pick(quick: bool, model: str | None = None) -> Settings:
+    chosen = QUICK if quick else FULL
+    return replace(chosen, model=model) if model else chosen

@@ -1,0 +1,133 @@
+"""`peft-bench submit` and `peft-bench jobs`: a run sent to an existing Ray cluster as a Ray Job.
+
+The job's driver is `python -m benchmark run SUITE ... --address auto` (the same command as
+`peft-bench run`, spelled so that it imports the shipped copy of the package even where no console
+script is installed). The working directory is shipped as the job's runtime_env (without the
+virtual environment, results, reports, caches and git history); Ray puts it on the driver's and
+every worker's import path. The job reserves `driver_cpus`/`driver_gpus` for its driver, so it
+cannot start on a cluster with no room for it and never competes with its own trials.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import time
+from pathlib import Path
+
+from benchmark.errors import UserError
+
+EXCLUDES = [".venv", "results", "reports", ".cache", ".git", "**/__pycache__", "*.parquet", "*.sbatch"]
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+DASHBOARD_FORM = "http://HEAD:8265 (the Ray dashboard of the cluster's head node)"
+
+
+def client(address: str):
+    if not re.fullmatch(r"https?://[^\s/:]+(:\d{1,5})?/?", address or ""):
+        raise UserError(f"--address {address!r}: allowed: {DASHBOARD_FORM}")
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        return JobSubmissionClient(address)
+    except Exception as exc:  # ConnectionError, RuntimeError, aiohttp errors: all mean "not reachable"
+        raise UserError(f"--address {address}: no Ray Jobs API answers there ({_first(exc)}); allowed: "
+                        f"{DASHBOARD_FORM}, with the dashboard running (ray start --head --include-dashboard=true)") from None
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def suite_argument(suite: str, working_dir: Path) -> str:
+    """A suite name stays a name; a suite file must lie inside the shipped working directory."""
+    path = Path(suite)
+    if not (suite.endswith((".yaml", ".yml")) or path.is_file()):
+        return suite
+    try:
+        return path.resolve().relative_to(working_dir).as_posix()
+    except ValueError:
+        raise UserError(f"suite {suite!r}: the job only sees the shipped working directory {working_dir}; allowed: a "
+                        "suite name (under suites/) or a YAML file inside the working directory (see --working-dir)") from None
+
+
+def remote_path(option: str, value: str | None) -> str | None:
+    """Paths the job uses must mean the same on the cluster: a URI or an absolute path (shared storage)."""
+    if value is None or "://" in value or os.path.isabs(value):
+        return value
+    raise UserError(f"{option} {value!r}: the job runs in a temporary copy of the working directory on the cluster; "
+                    "allowed: an absolute path on storage every node shares, or a URI such as s3://bucket/results")
+
+
+def entrypoint(suite: str, filters: list[str], embedded: bool, results: str, data_dir: str | None,
+               max_concurrent: int | None, max_failures: int, retry_failed: bool) -> str:
+    argv = ["python", "-m", "benchmark", "run", suite, "--address", "auto", "--results", results]
+    for text in filters:
+        argv += ["--filter", text]
+    if embedded:
+        argv.append("--embedded")
+    if data_dir:
+        argv += ["--data-dir", data_dir]
+    if max_concurrent:
+        argv += ["--max-concurrent", str(max_concurrent)]
+    argv += ["--max-failures", str(max_failures)]
+    if retry_failed:
+        argv.append("--retry-failed")
+    return shlex.join(argv)
+
+
+def runtime_env(working_dir: Path, env: list[str]) -> dict:
+    env_vars = {}
+    for text in env:
+        key, sep, value = text.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise UserError(f"--env {text!r}: allowed: NAME=VALUE")
+        env_vars[key] = value
+    out = {"working_dir": str(working_dir), "excludes": list(EXCLUDES)}
+    if env_vars:
+        out["env_vars"] = env_vars
+    return out
+
+
+def submit(address: str, entry: str, working_dir: Path, env: list[str], driver_cpus: float, driver_gpus: float) -> str:
+    jobs = client(address)
+    try:
+        return jobs.submit_job(entrypoint=entry, runtime_env=runtime_env(working_dir, env),
+                               entrypoint_num_cpus=driver_cpus, entrypoint_num_gpus=driver_gpus or None)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"submit to {address} failed: {_first(exc)}") from None
+
+
+def _call(address: str, job_id: str, what: str):
+    jobs = client(address)
+    try:
+        return getattr(jobs, what)(job_id)
+    except Exception as exc:
+        raise UserError(f"job {job_id!r} at {address}: {_first(exc)}; allowed: a job id that `ray job list "
+                        f"--address {address}` shows (e.g. raysubmit_...)") from None
+
+
+def status(address: str, job_id: str) -> tuple[str, str]:
+    info = _call(address, job_id, "get_job_info")
+    return str(getattr(info.status, "value", info.status)), info.message or ""
+
+
+def logs(address: str, job_id: str) -> str:
+    return _call(address, job_id, "get_job_logs")
+
+
+def stop(address: str, job_id: str) -> bool:
+    return bool(_call(address, job_id, "stop_job"))
+
+
+def wait(address: str, job_id: str, timeout_s: float | None = None, poll_s: float = 2.0) -> str:
+    """Poll until the job ends; its final status (or the current one when timeout_s runs out)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        state, _ = status(address, job_id)
+        if state in TERMINAL or (deadline is not None and time.monotonic() > deadline):
+            return state
+        time.sleep(poll_s)

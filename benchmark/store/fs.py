@@ -1,0 +1,101 @@
+"""Where the store lives: a local folder or any pyarrow filesystem URI (file://, s3://, gs://, hdfs://).
+
+Atomic publication differs by kind of filesystem:
+- local (and file://): write `<final>.tmp-<pid>-<uuid>` in the same folder, then rename onto the final
+  name (os.replace semantics: a reader sees no file or a whole one, never half of one);
+- object stores have no atomic rename (a "move" is copy + delete): write the unique temporary key
+  first, then copy it onto the final key (a PUT/copy becomes visible whole or not at all), then
+  delete the temporary key. A crash leaves at most a temporary key behind, which readers ignore.
+Temporary names never end in ".parquet", so listing for "*.parquet" never returns one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from benchmark.errors import UserError
+
+TMP_MARK = ".tmp-"
+
+
+@dataclass(frozen=True)
+class Location:
+    fs: pafs.FileSystem
+    base: str  # the root inside `fs`, without a trailing slash
+    display: str  # what the user gave, for messages
+
+    @property
+    def local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def join(self, *parts: str) -> str:
+        return "/".join([self.base, *parts]) if self.base else "/".join(parts)
+
+
+def locate(root: str | os.PathLike, filesystem: pafs.FileSystem | None = None) -> Location:
+    """A results root -> (filesystem, path). A plain path is local (made absolute now); 'scheme://...' goes
+    through pyarrow.fs.FileSystem.from_uri; `filesystem` (tests, callers with credentials) is used as given."""
+    text = os.fspath(root)
+    if filesystem is not None:
+        return Location(filesystem, text.rstrip("/"), text)
+    if "://" not in text:
+        return Location(pafs.LocalFileSystem(), str(Path(text).expanduser().resolve()), text)
+    try:
+        fs, path = pafs.FileSystem.from_uri(text)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"--results {text!r}: cannot open this filesystem ({first}); allowed: a local path or a "
+                        "pyarrow filesystem URI such as file:///shared/results, s3://bucket/prefix, gs://bucket/prefix, "
+                        "hdfs://host/path") from None
+    return Location(fs, path.rstrip("/"), text)
+
+
+def is_uri(root: str | os.PathLike) -> bool:
+    return "://" in os.fspath(root)
+
+
+def list_parquet(loc: Location, folder: str) -> list[pafs.FileInfo]:
+    """The finished *.parquet files directly in `folder` (temporary keys excluded), sorted by path."""
+    infos = loc.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    return sorted((i for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(".parquet")
+                   and TMP_MARK not in i.base_name), key=lambda i: i.path)
+
+
+def list_dirs(loc: Location, folder: str) -> list[str]:
+    infos = loc.fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+
+
+def exists(loc: Location, path: str) -> bool:
+    return loc.fs.get_file_info(path).type == pafs.FileType.File
+
+
+def write_atomic(loc: Location, table: pa.Table, path: str, metadata: dict[bytes, bytes] | None = None) -> str:
+    """Publish `table` at `path` atomically (see the module docstring); the temporary key is removed on failure."""
+    parent = path.rsplit("/", 1)[0]
+    loc.fs.create_dir(parent, recursive=True)
+    tmp = f"{path}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex}"
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    try:
+        with loc.fs.open_output_stream(tmp) as out:
+            pq.write_table(table, out)
+        if loc.local:
+            loc.fs.move(tmp, path)  # rename(2): replaces the final name atomically
+        else:
+            loc.fs.copy_file(tmp, path)
+            loc.fs.delete_file(tmp)
+    except BaseException:
+        try:
+            loc.fs.delete_file(tmp)
+        except (OSError, pa.ArrowException):
+            pass  # never written, or already gone
+        raise
+    return path

@@ -1,0 +1,47 @@
+"""LLM-Adapters instruction tasks on a causal LM: the prompt template for training, decoding for scoring."""
+
+from __future__ import annotations
+
+from benchmark.tasks import Head
+
+
+class GenerationTask:
+    kind = "generation"
+    selects_on_dev = False  # the LLM-Adapters protocol trains a fixed budget; a held-out split only reports its loss
+
+    def head(self, entry, train_examples) -> Head:
+        return Head(kind="causal-lm")
+
+    def features(self, tokenizer, examples, spec, head) -> list[dict]:
+        from benchmark.data.prompts import tokenize_for_training
+
+        return [tokenize_for_training(tokenizer, ex, spec.train.cutoff_len, spec.train.train_on_inputs) for ex in examples]
+
+    def evaluate(self, model, tokenizer, entry, examples, spec, head):
+        """([accuracy], predictions, decoding settings)."""
+        from benchmark.evaluation import evaluate
+
+        metric, predictions, decoding = evaluate(model, tokenizer, entry, examples, self._eval_config(model, tokenizer,
+                                                                                                      entry, examples, spec))
+        return [metric], predictions, decoding
+
+    @staticmethod
+    def _eval_config(model, tokenizer, entry, examples, spec):
+        """On a GPU the decoding batch is sized from free memory (longest prompt, beams, new tokens); on CPU
+        the suite's eval.batch_size stands. Outputs do not depend on the batch (tested), only speed does."""
+        import dataclasses
+
+        from benchmark.data.prompts import eval_prompt
+        from benchmark.evaluation.run_eval import decoding_settings
+        from benchmark.perf.gpu import eval_batch_size, free_memory_bytes
+
+        free = free_memory_bytes(next(model.parameters()).device)
+        if free is None:
+            return spec.eval
+        longest = max(len(tokenizer(eval_prompt(ex))["input_ids"]) for ex in examples)
+        size = eval_batch_size(model, free, prompt_len=longest, num_beams=spec.eval.num_beams,
+                               max_new_tokens=decoding_settings(entry, spec.eval)["max_new_tokens"])
+        return dataclasses.replace(spec.eval, batch_size=size)
+
+    def dev_metric(self, metrics) -> float:
+        return metrics[0].value

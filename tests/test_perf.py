@@ -1,0 +1,77 @@
+"""peft-bench perf: a tiny run gives identical evaluation outputs and every JSON key; GPU helpers on CPU."""
+
+import json
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from benchmark.cli import build_parser
+from benchmark.perf import control, gpu, report, settings, suite
+
+
+def test_tiny_perf_run_outputs_identical_and_json_keys(tmp_path):
+    figures = suite.run(settings.TINY, log=lambda *_: None)
+    assert figures["eval"]["outputs_identical"] is True
+    for section, key in [("eval", "speedup"), ("eval", "outputs_identical"), ("train", "speedup"),
+                         ("overhead", "cold_s"), ("overhead", "warm_s"), ("plan", "trials_per_s"),
+                         ("store", "rows_per_s"), ("eval", "reference_examples_per_s"), ("eval", "ours_examples_per_s"),
+                         ("train", "reference_tokens_per_s"), ("train", "ours_tokens_per_s"), ("train", "reference_loss"),
+                         ("train", "ours_loss"), ("machine", "torch"), ("settings", "model")]:
+        assert key in figures[section], f"{section}.{key}"
+    assert figures["eval"]["n"] == settings.TINY.eval_prompts
+    assert figures["train"]["reference"]["steps"] == figures["train"]["ours"]["steps"] == settings.TINY.train_steps
+    assert figures["plan"]["trials"] == settings.TINY.plan_trials
+    assert figures["store"]["rows_read"] == settings.TINY.store_trials
+    paths = report.write(figures, tmp_path / "perf", tmp_path / "out.json")
+    stored = json.loads((tmp_path / "out.json").read_text())
+    assert stored["eval"]["outputs_identical"] is True and "speedup" in stored["train"]
+    assert "| evaluation" in (tmp_path / "perf" / "perf.md").read_text()
+    assert len(paths) == 3
+
+
+def test_perf_command_line():
+    args = build_parser().parse_args(["perf", "--quick", "--json", "x.json", "--model", "tiny-bloom"])
+    assert (args.quick, args.json, args.model, args.out) == (True, "x.json", "tiny-bloom", "reports/perf")
+    chosen = settings.pick(args.quick, args.model)
+    assert chosen.model == "tiny-bloom" and chosen.max_new_tokens == 256 and chosen.num_beams == 4
+
+
+def test_settings_validate_with_the_field_name():
+    with pytest.raises(ValueError, match="perf.train_steps"):
+        settings.Settings(train_steps=0)
+
+
+def test_synthetic_grid_has_exactly_the_requested_trials(tmp_path):
+    figures, specs = control.measure_plan(settings.Settings(plan_trials=30), tmp_path)
+    assert figures["trials"] == 30 == len({s.trial_id for s in specs})
+
+
+def _llama(layers=4, hidden=256, heads=8, vocab=1000):
+    return LlamaForCausalLM(LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden,
+                                        num_hidden_layers=layers, num_attention_heads=heads))
+
+
+def test_configure_backends_is_a_no_op_on_cpu():
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision())
+    assert gpu.configure_backends("cpu") == {}
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision()) == before
+    assert gpu.free_memory_bytes("cpu") is None
+
+
+def test_eval_batch_size_from_free_memory():
+    model = _llama()
+    per = gpu.bytes_per_example(model, prompt_len=200, max_new_tokens=256, num_beams=4)
+    # KV cache: 2 (k, v) x 4 layers x 256 dims x 4 bytes x 456 positions x 4 beams, counted twice for the reorder copy
+    assert per > 2 * 2 * 4 * 256 * 4 * 456 * 4
+    small = gpu.eval_batch_size(model, free_bytes=per * 10, prompt_len=200, max_new_tokens=256, num_beams=4)
+    big = gpu.eval_batch_size(model, free_bytes=per * 100, prompt_len=200, max_new_tokens=256, num_beams=4)
+    assert 1 <= small < big
+    assert small == int(per * 10 * gpu.DEFAULT_MEMORY_FRACTION) // per
+    assert gpu.eval_batch_size(model, 0, 200, 256, 4) == 1  # never zero
+    assert gpu.eval_batch_size(model, 10**15, 200, 256, 4, max_batch=64) == 64
+    assert gpu.eval_batch_size(model, per * 100, 200, 32, 4) > big  # shorter decoding, more examples
+    with pytest.raises(ValueError, match="num_beams"):
+        gpu.eval_batch_size(model, per, 200, 256, 0)
+    with pytest.raises(ValueError, match="memory_fraction"):
+        gpu.eval_batch_size(model, per, 200, 256, 4, memory_fraction=1.5)
