@@ -43,3 +43,19 @@ def test_failures_are_counted_for_the_chosen_rate_and_an_all_failed_cell():
     failed = select([trial(2e-4, 1, status="failed"), trial(5e-4, 1, status="failed")], "rte", "accuracy")
     assert failed.values == [] and failed.failed == 2
     assert select([trial(2e-4, 1, test=1.0)], "cola", "mcc").values == []  # not run on that dataset
+
+
+def test_dev_split_stored_under_its_own_name_selects_the_column():
+    """The runner stores the dev split as the held-out part of train_data (or dev_data), e.g. rte-train,
+    scored with the metric of the eval set; SQuAD keeps only a dev F1, which also selects the EM column."""
+    def held_out(lr, seed, test, dev, metric="accuracy"):
+        t = trial(lr, seed, test=test)
+        t.values = {("squad", "em"): test, ("squad", "f1"): test + 1} if metric == "f1" else t.values
+        t.eval_data = ["squad"] if metric == "f1" else t.eval_data
+        t.dev_values = {("squad-train" if metric == "f1" else "rte-train", metric): dev}
+        return t
+
+    chosen = select([held_out(2e-4, 1, 70.0, 60.0), held_out(5e-4, 1, 50.0, 90.0)], "rte", "accuracy")
+    assert chosen.learning_rate == 5e-4 and chosen.values == [50.0]
+    squad = [held_out(2e-4, 1, 40.0, 30.0, "f1"), held_out(5e-4, 1, 20.0, 10.0, "f1")]
+    assert select(squad, "squad", "em").learning_rate == 2e-4 and select(squad, "squad", "em").values == [40.0]

@@ -59,9 +59,18 @@ def _lr(value: float | None) -> str:
 
 
 def _dev(trial: Trial, dataset: str, metric: str | None) -> float | None:
+    """The trial's dev value for a column. The runner stores the dev split under its own name (the
+    held-out part of train_data, or dev_data) and scores it with the metric the eval set reports, so
+    after an exact match the same metric of any dev split selects, then any dev value (SQuAD's em
+    column is selected by the dev F1)."""
+    items = sorted(trial.dev_values.items())
     if (dataset, metric) in trial.dev_values:
         return trial.dev_values[(dataset, metric)]
-    return next((v for (d, _), v in sorted(trial.dev_values.items()) if d == dataset), None)
+    for accept in (lambda d, m: d == dataset, lambda d, m: m == metric, lambda d, m: True):
+        found = next((v for (d, m), v in items if accept(d, m)), None)
+        if found is not None:
+            return found
+    return None
 
 
 def by_rate(trials: list[Trial]) -> dict[float | None, list[Trial]]:
