@@ -231,6 +231,12 @@ def cmd_params(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from benchmark.store.doctor import report
+
+    return report(args.results)  # read-only: lists damaged / foreign / temporary / old-schema files
+
+
 def _parse_value(text: str):
     import yaml
 
@@ -334,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--with-head", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_params)
+
+    p = sub.add_parser("doctor", help="list damaged, foreign, temporary and old-schema files in the results (read-only)")
+    p.add_argument("--results", default="results")
+    p.set_defaults(fn=cmd_doctor)
 
     from benchmark.perf.cli import add_parser as add_perf_parser  # light: imports nothing heavy
 

@@ -59,3 +59,12 @@ def test_dev_split_stored_under_its_own_name_selects_the_column():
     assert chosen.learning_rate == 5e-4 and chosen.values == [50.0]
     squad = [held_out(2e-4, 1, 40.0, 30.0, "f1"), held_out(5e-4, 1, 20.0, 10.0, "f1")]
     assert select(squad, "squad", "em").learning_rate == 2e-4 and select(squad, "squad", "em").values == [40.0]
+
+
+def test_a_task_trained_on_its_own_training_split_shares_the_method_row():
+    from benchmark.report.trials import _own_training_split
+
+    assert _own_training_split("cola-train", ["cola"]) and _own_training_split("emb-acl_arc-train", ["emb-acl_arc"])
+    assert _own_training_split("emb-squad-train", ["emb-squad"])
+    assert not _own_training_split("emb-math_10k", ["emb-gsm8k"])  # a separate training set is its own row
+    assert not _own_training_split("cola-train", ["sst2"])

@@ -65,7 +65,7 @@ def _require(entry: DatasetEntry, path: Path) -> Path:
 def _llm_adapters(entry: DatasetEntry, path: Path) -> list:
     from benchmark.data.llm_adapters import load_file
 
-    return load_file(path, entry.name, entry.source_note)
+    return load_file(path, entry.name, entry.source_note, need_answer=entry.role != "train")  # training rows may lack one
 
 
 def _split_files(module_name: str) -> Callable[[DatasetEntry, Path], list]:

@@ -23,7 +23,13 @@ def load_file(path: Path) -> list[ClassificationExample]:
         for key in ("text", "label"):
             if key not in row:
                 raise UserError(f"{path}: row {i}: missing field {key!r} (required: text, label)")
-        out.append(ClassificationExample(id=str(row.get("id", i)), text=str(row["text"]), text_pair=None,
+        # str() would silently turn null, a list or true into a text or a class of its own.
+        if not isinstance(row["text"], str):
+            raise UserError(f"{path}: row {i}: field 'text': got {row['text']!r}; allowed: a string")
+        label = row["label"]
+        if isinstance(label, bool) or not isinstance(label, str | int) or not str(label).strip():
+            raise UserError(f"{path}: row {i}: field 'label': got {label!r}; allowed: a non-empty class name")
+        out.append(ClassificationExample(id=str(row.get("id", i)), text=row["text"], text_pair=None,
                                          label=str(row["label"])))
     return out
 

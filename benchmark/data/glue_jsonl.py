@@ -32,7 +32,12 @@ def read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         raise UserError(f"file not found: {path}")
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # Decoded line by line so a bad byte is reported with its line number.
+    for n, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}: line {n}: not UTF-8 ({exc.reason} at byte {exc.start} of the line)") from None
         if not line.strip():
             continue
         try:
@@ -53,7 +58,13 @@ def row_to_example(row: dict, fallback_id: str, where: str) -> ClassificationExa
         raise UserError(f"{where}: no text field; allowed: {', '.join(f for pair in TEXT_FIELDS for f in pair if f)}")
     if "label" not in row:
         raise UserError(f"{where}: missing field 'label'")
+    for name in (first, second):
+        if name and not isinstance(row[name], str):  # str() would turn null or a list into training text
+            raise UserError(f"{where}: field {name!r}: got {row[name]!r}; allowed: a string")
     label = row["label"]
+    if isinstance(label, bool) or not isinstance(label, int | float | str) or label == "":
+        raise UserError(f"{where}: field 'label': got {label!r}; allowed: an integer class, a number (STS-B), "
+                        "a class name, or -1 (hidden)")
     if label == -1:
         label = None
     return ClassificationExample(id=str(row.get("idx", fallback_id)), text=str(row[first]),

@@ -32,7 +32,8 @@ def _answer(value, path: Path, row: int):
     return value
 
 
-def parse_rows(rows, path: Path, dataset: str) -> list[Example]:
+def parse_rows(rows, path: Path, dataset: str, need_answer: bool = False) -> list[Example]:
+    """need_answer: an evaluation file, whose empty gold answer would silently score every output wrong."""
     if not isinstance(rows, list):
         raise UserError(f"{path}: expected a JSON list of {{instruction, input, output, answer}} rows, "
                         f"got {type(rows).__name__}")
@@ -45,12 +46,16 @@ def parse_rows(rows, path: Path, dataset: str) -> list[Example]:
                 raise UserError(f"{path}: row {i}: missing field {key!r} (required: {', '.join(REQUIRED)}, answer)")
             if not isinstance(row[key], str):
                 raise UserError(f"{path}: row {i}: field {key!r} must be a string, got {type(row[key]).__name__}")
+        answer = _answer(row.get("answer"), path, i)
+        if need_answer and not answer.strip():
+            raise UserError(f"{path}: row {i}: field 'answer' is missing or empty; allowed: the gold answer "
+                            "(an evaluation set is scored against it)")
         examples.append(Example(id=f"{dataset}/{i}", instruction=row["instruction"], input=row["input"],
-                                output=row["output"], answer=_answer(row.get("answer"), path, i)))
+                                output=row["output"], answer=answer))
     return examples
 
 
-def load_file(path: Path, dataset: str, source_note: str = "") -> list[Example]:
+def load_file(path: Path, dataset: str, source_note: str = "", need_answer: bool = False) -> list[Example]:
     """Every row of one LLM-Adapters JSON file; UserError naming file, row and field on bad input."""
     path = Path(path)
     if not path.is_file():
@@ -59,4 +64,6 @@ def load_file(path: Path, dataset: str, source_note: str = "") -> list[Example]:
         rows = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON: {exc}") from None
-    return parse_rows(rows, path, dataset)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); allowed: UTF-8 JSON") from None
+    return parse_rows(rows, path, dataset, need_answer)

@@ -29,7 +29,11 @@ def parse(raw: dict, where: str) -> list[SquadExample]:
         raise UserError(f"{where}: expected SQuAD v1.1 JSON with a 'data' list")
     out = []
     for a, article in enumerate(raw["data"]):
+        if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
+            raise UserError(f"{where}: data[{a}]: expected an object with a 'paragraphs' list")
         for p, para in enumerate(article.get("paragraphs", [])):
+            if not isinstance(para, dict) or not isinstance(para.get("qas"), list):
+                raise UserError(f"{where}: data[{a}].paragraphs[{p}]: expected an object with 'context' and a 'qas' list")
             context = para.get("context")
             if not isinstance(context, str):
                 raise UserError(f"{where}: data[{a}].paragraphs[{p}]: missing string field 'context'")
@@ -38,6 +42,8 @@ def parse(raw: dict, where: str) -> list[SquadExample]:
                 try:
                     answers = tuple(str(x["text"]) for x in qa["answers"])
                     starts = tuple(int(x["answer_start"]) for x in qa["answers"])
+                    if not answers or not all(t.strip() for t in answers):  # no gold: every prediction would score 0
+                        raise ValueError(f"answers {qa['answers']!r} has no non-empty text")
                     out.append(SquadExample(id=str(qa["id"]), question=str(qa["question"]), context=context,
                                             answers=answers, answer_starts=starts, title=str(article.get("title", ""))))
                 except (KeyError, TypeError, ValueError) as exc:
@@ -60,6 +66,8 @@ def load_file(path: Path) -> list[SquadExample]:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); allowed: UTF-8 JSON") from None
     return parse(raw, str(path))
 
 

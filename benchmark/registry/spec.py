@@ -47,7 +47,7 @@ class TrainConfig:
     doc_stride: int = 128  # extractive QA: overlap between the windows of a long context (SQuAD scripts: 128)
 
     def __post_init__(self):
-        _check(self.epochs > 0, "train.epochs", self.epochs, "a number > 0")
+        _check(0 < self.epochs < float("inf"), "train.epochs", self.epochs, "a finite number > 0")  # inf: never ends
         _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
         _check(isinstance(self.micro_batch_size, int) and 1 <= self.micro_batch_size <= self.batch_size,
                "train.micro_batch_size", self.micro_batch_size, f"an integer in 1..batch_size ({self.batch_size})")

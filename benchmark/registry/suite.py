@@ -122,6 +122,8 @@ def check_setting(path: str, value, file: Path, where: str) -> None:
     if path == "eval_data":
         if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
             raise UserError(f"{file}: {here}: got {value!r}; allowed: a non-empty list of dataset names")
+        if len(set(value)) != len(value):  # a repeated name would store the same metric twice for one trial
+            raise UserError(f"{file}: {here}: got {value!r}; allowed: a list of distinct dataset names")
     elif path == "adapt":
         from benchmark.adapt.config import parse_stages
 
@@ -176,11 +178,11 @@ def parse_suite(file: Path) -> Suite:
                 check_setting(str(axis), value, file, "grid")
 
     overrides = []
-    for i, rule in enumerate(raw.get("overrides", []) or []):
+    for i, rule in enumerate(_list(raw.get("overrides", []) or [], file, "overrides", "{when, set} rules")):
         overrides.append(_parse_override(rule, grid, file, f"overrides[{i}]"))
 
     exclude = []
-    for i, when in enumerate(raw.get("exclude", []) or []):
+    for i, when in enumerate(_list(raw.get("exclude", []) or [], file, "exclude", "mappings of setting path -> value(s)")):
         if not isinstance(when, dict) or not when:
             raise UserError(f"{file}: exclude[{i}]: got {when!r}; allowed: a non-empty mapping of setting path -> value(s)")
         _check_when(when, grid, file, f"exclude[{i}]")
@@ -192,6 +194,13 @@ def parse_suite(file: Path) -> Suite:
     embedded = _parse_embedded(raw.get("embedded", {}) or {}, grid, file)
     return Suite(name=name, version=str(version), description=description, file=file, defaults=defaults,
                  grid=grid, overrides=overrides, exclude=exclude, allow_contaminated_train=allow, embedded=embedded)
+
+
+def _list(value, file: Path, where: str, what: str) -> list:
+    # Iterating a scalar would raise a TypeError (a traceback), and a mapping or string would be read key by key.
+    if not isinstance(value, list):
+        raise UserError(f"{file}: {where}: got {value!r}; allowed: a list of {what}")
+    return value
 
 
 def _parse_override(rule, grid: dict, file: Path, where: str) -> tuple[dict, dict]:
@@ -220,7 +229,10 @@ def _parse_embedded(raw, grid: dict, file: Path) -> dict:
         raise UserError(f"{file}: embedded.overrides: got {rules!r}; allowed: a list of {{when, set}}")
     out = {"set": _check_settings(raw.get("set", {}) or {}, file, "embedded.set"), "grid": {},
            "overrides": [_parse_override(r, grid, file, f"embedded.overrides[{i}]") for i, r in enumerate(rules)]}
-    for axis, values in (raw.get("grid", {}) or {}).items():
+    small = raw.get("grid", {}) or {}
+    if not isinstance(small, dict):
+        raise UserError(f"{file}: embedded.grid: got {small!r}; allowed: a mapping of axis -> list of values")
+    for axis, values in small.items():
         if axis not in grid:
             raise UserError(f"{file}: embedded.grid.{axis}: not an axis of grid; allowed: {', '.join(grid)}")
         if not isinstance(values, list) or not values:

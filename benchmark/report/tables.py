@@ -182,7 +182,9 @@ def _table(page: tuple, columns: list[tuple[str, str | None]], trials: list[Tria
                         method=first.published_method, trials=[t.trial_id for t in row_trials],
                         args=dict(first.args)))
     _mark_best(rows, len(columns) + 1)
-    protocols = sorted({str(t.shared.get("protocol")) for t in trials})
+    # The decoding / extraction protocol means something for generation tasks only; encoder tasks are scored
+    # by their heads (the metric is in each column's name).
+    protocols = [] if encoder else sorted({str(t.shared.get("protocol")) for t in trials})
     chance = _chance_row(columns)
     title = f"{suite}: {groups.title_of(group)}" + (f", K={k} training examples" if k else "")
     return Table(family=title, columns=[*(_column_label(d, m, columns) for d, m in columns), "Average",

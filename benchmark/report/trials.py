@@ -114,6 +114,21 @@ def _split(value) -> str:
     return "test" if is_null(value) else str(value)
 
 
+def _own_training_split(train_data: str, eval_data: list[str]) -> bool:
+    """Whether train_data is the training split of one of the eval datasets: the same name, or a catalogue
+    entry reading the same files (format and path) as the eval entry, e.g. cola-train and cola."""
+    if train_data in eval_data:
+        return True
+    from benchmark.registry import catalogue
+
+    entries = catalogue.datasets()
+    train = entries.get(train_data)
+    if train is None:
+        return False
+    return any((e := entries.get(name)) is not None and (e.format, e.path) == (train.format, train.path)
+               for name in eval_data)
+
+
 def collect_trials(frame: pd.DataFrame) -> list[Trial]:
     trials = []
     for trial_id, rows in frame.groupby("trial_id", sort=True):
@@ -131,7 +146,10 @@ def collect_trials(frame: pd.DataFrame) -> list[Trial]:
         listed = list(spec.get("eval_data") or [])
         # A task trained on its own training split (GLUE, the DAPT tasks, SQuAD: train_data is the eval dataset)
         # shares a row with the other tasks of the same method; only a separate training set tells rows apart.
-        own = TASK_OWN_DATA if first["train_data"] in listed else first["train_data"]
+        own_task = _own_training_split(str(first["train_data"]), listed)
+        if own_task:  # how much of it is held out as dev is the task's protocol (RTE: 500), not a row of its own
+            train.pop("val_set_size", None)
+        own = TASK_OWN_DATA if own_task else first["train_data"]
         shared = {"train_data": own, "protocol": first["protocol"], **train}
         shared = {k: None if is_null(v) else v for k, v in shared.items()}
         ok = first["status"] == "ok"
