@@ -351,7 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Nothing leaves the machine unless the user named it (a model or dataset id): no usage statistics from Ray,
+# no telemetry from the Hugging Face hub client. Set before any command imports either; a user may override.
+NO_PHONE_HOME = {"RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    for key, value in NO_PHONE_HOME.items():
+        os.environ.setdefault(key, value)
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)

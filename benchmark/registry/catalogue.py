@@ -109,6 +109,14 @@ def _arch(body: dict, file: Path, where: str, family: str) -> dict:
     return dict(arch)
 
 
+def _data_path(path: str, file: Path, where: str) -> str:
+    """Dataset paths stay inside the data root (or the embedded data dir): no absolute paths, no '..'."""
+    if Path(path).is_absolute() or ".." in Path(path).parts or path.startswith("~"):
+        raise _entry_error(file, f"{where}.path", f"got {path!r}; allowed: a path relative to the data root "
+                           "(--data-dir / $PEFT_BENCH_DATA) without '..', or a Hugging Face dataset id")
+    return path
+
+
 def parse_datasets(raw: dict, file: Path) -> dict[str, DatasetEntry]:
     datasets = require(raw, "datasets", dict, file, "")
     out = {}
@@ -144,7 +152,8 @@ def parse_datasets(raw: dict, file: Path) -> dict[str, DatasetEntry]:
         if answer == "choice" and not labels:
             raise _entry_error(file, f"{where}.labels", "answer: choice needs a non-empty list of label words")
         out[name] = DatasetEntry(
-            name=name, format=fmt, path=require(body, "path", str, file, where), family=family, role=role,
+            name=name, format=fmt, path=_data_path(require(body, "path", str, file, where), file, where),
+            family=family, role=role,
             answer=answer, labels=labels, metric=body.get("metric", "accuracy"),
             max_new_tokens=body.get("max_new_tokens"), embedded=bool(body.get("embedded", False)),
             embedded_twin=body.get("embedded_twin"), contains=tuple(body.get("contains", ()) or ()),

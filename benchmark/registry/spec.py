@@ -45,6 +45,7 @@ class TrainConfig:
     # better dev score and restore the best weights (UniPELT / PT+UniPELT: 10). None = no early stopping.
     early_stopping_patience: int | None = None
     doc_stride: int = 128  # extractive QA: overlap between the windows of a long context (SQuAD scripts: 128)
+    max_seconds: float | None = None  # time budget of the training phase; exceeding it fails the trial (recorded)
 
     def __post_init__(self):
         _check(0 < self.epochs < float("inf"), "train.epochs", self.epochs, "a finite number > 0")  # inf: never ends
@@ -70,6 +71,9 @@ class TrainConfig:
         _check(self.early_stopping_patience is None or (isinstance(self.early_stopping_patience, int)
                                                         and self.early_stopping_patience >= 1),
                "train.early_stopping_patience", self.early_stopping_patience, "null or an integer >= 1")
+        _check(self.max_seconds is None or (isinstance(self.max_seconds, (int, float)) and not isinstance(self.max_seconds, bool)
+                                            and 0 < self.max_seconds < float("inf")),
+               "train.max_seconds", self.max_seconds, "null or a finite number of seconds > 0")
         # (that it leaves room for the question inside cutoff_len is checked where QA windows are made)
         _check(isinstance(self.doc_stride, int) and self.doc_stride >= 1, "train.doc_stride", self.doc_stride,
                "an integer >= 1")
@@ -184,6 +188,6 @@ class TrialSpec:
 # Fields added after SPEC_VERSION 1 and their defaults (None = a TrialSpec field, else its section).
 _ADDED_LATER = {
     None: {"dev_data": None, "adapt": ()},
-    "train": {"early_stopping_patience": None, "doc_stride": 128},
+    "train": {"early_stopping_patience": None, "doc_stride": 128, "max_seconds": None},
     "eval": {"max_answer_length": 30},
 }

@@ -207,6 +207,9 @@ def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str 
                 step_loss += loss.item() * n / step_tokens
             optimizer.step()
             scheduler.step()
+            if cfg.max_seconds is not None and time.perf_counter() - started > cfg.max_seconds:
+                raise TimeoutError(f"train.max_seconds: the time budget of {cfg.max_seconds:g} s ran out at step "
+                                   f"{step} of {total_steps}")
             optimizer.zero_grad(set_to_none=True)
             stats.steps = step
             step_losses.append(step_loss)
