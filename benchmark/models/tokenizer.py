@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmark.models.atomic import build_once
 
-TOKENIZER_VERSION = 1
+TOKENIZER_VERSION = 2  # 2: the prompt templates weigh as in real training text
 VOCAB_SIZE = 1536
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "<cls>", "<sep>", "<mask>")
 UNK_ID, BOS_ID, EOS_ID, ENCODER_PAD_ID, CLS_ID, SEP_ID, MASK_ID = range(len(SPECIAL_TOKENS))
