@@ -185,7 +185,8 @@ def test_contradictory_overrides_that_merge_two_cells_are_a_user_error():
     suite = copy.deepcopy(BASE)
     # Make the commonsense cells identical to the math cells: two cells, one trial.
     suite["overrides"].append({"when": {"task": "commonsense"}, "set": {
-        "train_data": "emb-math_10k", "eval_data": ["emb-gsm8k", "emb-AQuA"], "train.epochs": 2, "eval.max_new_tokens": None}})
+        "train_data": "emb-math_10k", "eval_data": ["emb-gsm8k", "emb-AQuA"], "train.epochs": 2, "train.cutoff_len": 128,
+        "eval.max_new_tokens": None}})
     suite["grid"]["task"][0]["eval.max_new_tokens"] = None
     check_rejected(suite)
 

@@ -90,15 +90,27 @@ def runtime_env(working_dir: Path, env: list[str]) -> dict:
     return out
 
 
+# A head that has just started answers "No available agent to submit job" until its dashboard agent is up
+# (seconds; longer on a loaded node): that one answer is retried, every other error is the user's to see.
+AGENT_WAIT_S = 90
+
+
 def submit(address: str, entry: str, working_dir: Path, env: list[str], driver_cpus: float, driver_gpus: float) -> str:
+    import time
+
     jobs = client(address)
-    try:
-        return jobs.submit_job(entrypoint=entry, runtime_env=runtime_env(working_dir, env),
-                               entrypoint_num_cpus=driver_cpus, entrypoint_num_gpus=driver_gpus or None)
-    except UserError:
-        raise
-    except Exception as exc:
-        raise UserError(f"submit to {address} failed: {_first(exc)}") from None
+    deadline = time.monotonic() + AGENT_WAIT_S
+    while True:
+        try:
+            return jobs.submit_job(entrypoint=entry, runtime_env=runtime_env(working_dir, env),
+                                   entrypoint_num_cpus=driver_cpus, entrypoint_num_gpus=driver_gpus or None)
+        except UserError:
+            raise
+        except Exception as exc:
+            if "No available agent" in str(exc) and time.monotonic() < deadline:
+                time.sleep(2)
+                continue
+            raise UserError(f"submit to {address} failed: {_first(exc)}") from None
 
 
 def _call(address: str, job_id: str, what: str):
