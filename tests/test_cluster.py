@@ -28,7 +28,11 @@ def ray_head(tmp_path_factory):
     temp = tmp_path_factory.mktemp("ray")
     cmd = [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=2", "--num-gpus=0",
            "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-           f"--ray-client-server-port={free_port()}", "--disable-usage-stats", f"--temp-dir={temp}"]
+           f"--ray-client-server-port={free_port()}", "--disable-usage-stats", f"--temp-dir={temp}",
+           # the agents' default ports collide with any other Ray on the machine (the job agent then never
+           # comes up and every submit is refused): free ones, like the others
+           f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+           f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}"]
     try:
         subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, timeout=180)
         yield f"http://127.0.0.1:{dashboard}", env
