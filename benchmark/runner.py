@@ -89,7 +89,8 @@ def _run(spec: TrialSpec, data_root: Path, result: TrialResult) -> None:
         train_examples = random.Random(spec.train.seed).sample(train_examples, spec.train.max_train_examples)
     # The selection split: a dev dataset, else val_set_size examples held out of the training sample.
     if spec.dev_data:
-        dev_entry, dev_examples = catalogue.dataset(spec.dev_data), load_examples(catalogue.dataset(spec.dev_data), data_root)
+        dev_entry = catalogue.dataset(spec.dev_data)
+        dev_examples = load_examples(dev_entry, data_root)
     else:
         train_examples, dev_examples = split_validation(train_examples, spec.train.val_set_size, spec.train.seed)
         dev_entry = train_entry
@@ -137,8 +138,8 @@ def _run(spec: TrialSpec, data_root: Path, result: TrialResult) -> None:
     result.train_tokens_per_s = stats.tokens_per_s
     result.train_loss = stats.final_loss
     if stats.best_dev is not None:
-        dev_metric = dev_entry.metric if dev_entry.metric != "squad" else "f1"  # what dev_metric() selects on
-        result.metrics.append(Metric(eval_data=dev_entry.name, family=dev_entry.family, metric=dev_metric,
+        result.metrics.append(Metric(eval_data=dev_entry.name, family=dev_entry.family,
+                                     metric=task.selection_metric(dev_entry),
                                      value=stats.best_dev, n_examples=len(dev_examples), split="dev"))
         result.decoding[f"{dev_entry.name}@dev"] = {"dev_history": stats.dev_history, "best_epoch": stats.best_epoch,
                                                     "stopped_early": stats.stopped_early}

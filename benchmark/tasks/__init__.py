@@ -44,6 +44,8 @@ class Task(Protocol):
 
     def evaluate(self, model, tokenizer, entry: DatasetEntry, examples: list, spec, head: Head): ...
 
+    def selection_metric(self, entry: DatasetEntry) -> str: ...  # the name of what dev_metric returns
+
     def dev_metric(self, metrics: list) -> float: ...
 
 

@@ -116,5 +116,8 @@ class ClassificationTask:
                     "batch_size": spec.eval.batch_size, "labels": [str(x) for x in head.labels]}
         return [metric], rows, decoding
 
+    def selection_metric(self, entry) -> str:
+        return entry.metric
+
     def dev_metric(self, metrics) -> float:
         return metrics[0].value

@@ -123,5 +123,8 @@ class ExtractiveQATask:
                     "max_answer_length": spec.eval.max_answer_length, "n_best": N_BEST, "batch_size": spec.eval.batch_size}
         return metrics, rows, decoding
 
+    def selection_metric(self, entry) -> str:
+        return "f1"  # of EM and F1, dev_metric selects on F1
+
     def dev_metric(self, metrics) -> float:
         return next(m.value for m in metrics if m.metric == "f1")

@@ -43,5 +43,8 @@ class GenerationTask:
                                max_new_tokens=decoding_settings(entry, spec.eval)["max_new_tokens"])
         return dataclasses.replace(spec.eval, batch_size=size)
 
+    def selection_metric(self, entry) -> str:
+        return "accuracy"
+
     def dev_metric(self, metrics) -> float:
         return metrics[0].value
