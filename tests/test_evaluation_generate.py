@@ -232,3 +232,56 @@ def test_fast_path_equals_reference_on_the_pretrained_zoo(name, method):
         ours = generate_ids(model, tok, prompts, max_new_tokens=32, num_beams=4, batch_size=4)
         reference = reference_for(model, method)(model, tok, prompts, 32, 4)
     assert ours == reference
+
+
+# ---- the decode cache (benchmark/evaluation/kv.py): which layout each model gets, and exactness ----
+
+def _decode_mode(model, num_beams: int) -> str:
+    from benchmark.evaluation import kv
+
+    seen = []
+    original = kv.DecodeCache.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        seen.append(self.mode)
+
+    kv.DecodeCache.__init__ = spy
+    try:
+        with torch.inference_mode():
+            generate_ids(model, word_tokenizer(), word_prompts((3, 7)), 4, num_beams, batch_size=2)
+    finally:
+        kv.DecodeCache.__init__ = original
+    return seen[0]
+
+
+def test_each_model_gets_the_decode_cache_it_can_use_and_its_attention_is_restored():
+    llama = tiny_model("llama")
+    assert _decode_mode(llama, 4) == "shared"  # beams share the prompt; attention through the registry
+    assert llama.config._attn_implementation == "sdpa"  # switched only while decoding
+    assert _decode_mode(llama, 1) == "buffer"  # greedy: nothing to share
+    assert _decode_mode(tiny_model("gptj"), 4) == "buffer"  # its own attention code
+    assert _decode_mode(tiny_model("bloom"), 4) == "buffer"
+
+
+def test_shared_prompt_attention_with_grouped_query_heads_equals_reference():
+    torch.manual_seed(0)
+    model = eos_prone(LlamaForCausalLM(LlamaConfig(
+        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=2, pad_token_id=0)).eval())
+    tok, prompts = word_tokenizer(), word_prompts((3, 11, 6, 1, 8, 5, 9))
+    assert _decode_mode(model, 3) == "shared"
+    with torch.inference_mode():
+        assert generate_ids(model, tok, prompts, 10, 3, batch_size=4) == generate_reference_ids(model, tok, prompts, 10, 3)
+
+
+@pytest.mark.parametrize("family", ["llama", "gptj"])
+def test_decoding_past_the_reserved_cache_slots_equals_reference(family):
+    # 40 new tokens > the 32 slots reserved after the prefill: the cache grows while beams keep running.
+    model, tok = tiny_model(family), word_tokenizer()
+    prompts = word_prompts((3, 9, 5))
+    with torch.inference_mode():
+        ours = generate_ids(model, tok, prompts, max_new_tokens=40, num_beams=2, batch_size=3)
+        reference = generate_reference_ids(model, tok, prompts, max_new_tokens=40, num_beams=2)
+    assert ours == reference
+    assert max(len(ids) - len(tok(p)["input_ids"]) for ids, p in zip(ours, prompts)) > 32

@@ -56,7 +56,16 @@ def test_configure_backends_is_a_no_op_on_cpu():
     before = (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision())
     assert gpu.configure_backends("cpu") == {}
     assert (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision()) == before
-    assert gpu.free_memory_bytes("cpu") is None
+    free = gpu.free_memory_bytes("cpu")  # the host's available RAM (Linux), what a CPU decoding may use
+    assert free is None or free > 0
+
+
+def test_decoding_batch_size_is_capped_per_device_and_falls_back_without_a_memory_reading(monkeypatch):
+    model = _llama(layers=1, hidden=32, heads=2, vocab=50)
+    monkeypatch.setattr(gpu, "free_memory_bytes", lambda device: 10**12)
+    assert gpu.decoding_batch_size(model, 100, 256, 4, fallback=16) == gpu.MAX_CPU_EVAL_BATCH
+    monkeypatch.setattr(gpu, "free_memory_bytes", lambda device: None)
+    assert gpu.decoding_batch_size(model, 100, 256, 4, fallback=16) == 16
 
 
 def test_eval_batch_size_from_free_memory():

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from benchmark.evaluation import kv
+
 NEG = -1.0e9  # transformers' "impossible" score offset
 
 # Generation-config fields that make transformers add logits processors or change the search;
@@ -128,8 +130,19 @@ class Feeder:
         else:
             if self.takes_positions:
                 kwargs["position_ids"] = positions
-            out = self._call()(input_ids=ids, attention_mask=mask, **kwargs)
+            out = self._call()(input_ids=ids, attention_mask=self._prefill_mask(mask, width), **kwargs)
         return out.logits[:, -1, :].float(), out.past_key_values, mask, next_pos
+
+    def _prefill_mask(self, mask: torch.Tensor, width: int) -> torch.Tensor:
+        """The 2-D mask, or for models that take it ready, the 4-D boolean mask transformers' SDPA mask
+        builder would make from it (causal and padding; the builder's vmap costs more than the prefill
+        of a small model). Unpadded batches keep the 2-D mask: transformers then runs causal SDPA."""
+        if not self.mask_4d or bool(mask.all()):
+            return mask
+        keys = mask.shape[1]  # virtual tokens (prefix tuning) come first, then the prompt
+        queries = torch.arange(keys - width, keys, device=mask.device)
+        causal = torch.arange(keys, device=mask.device)[None, :] <= queries[:, None]
+        return causal[None, None] & mask.bool()[:, None, None, :]
 
     def step(self, tokens: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
         """Logits (rows, V) for one new token per row; `mask` already includes the new token."""
@@ -138,26 +151,42 @@ class Feeder:
             kwargs["position_ids"] = positions[:, None]
         if self.mask_4d:
             # transformers skips the mask when nothing is padded; so do we (same attention kernel call).
-            kwargs["attention_mask"] = None if bool(mask.all()) else mask.bool()[:, None, None, :]
+            kwargs["attention_mask"] = None if bool(mask.all()) else mask.bool()[:, None, None, :]  # no copy if bool
         else:
             kwargs["attention_mask"] = mask
         out = self._call()(input_ids=tokens[:, None], **kwargs)
         return out.logits[:, -1, :].float()
 
 
+def _spare(s: Settings) -> int:
+    return min(s.max_new_tokens, 32)  # KV slots reserved past the prompt; the cache doubles them when full
+
+
+def _mask_buffer(prompt_mask: torch.Tensor, s: Settings, feeder: Feeder) -> torch.Tensor:
+    """The prompt's 2-D mask followed by ones for every token that can be generated (sliced per step);
+    boolean where the model takes a ready 4-D mask, the tokenizer's integers otherwise (bloom's ALiBi)."""
+    dtype = torch.bool if feeder.mask_4d else prompt_mask.dtype
+    masks = prompt_mask.new_ones(prompt_mask.shape[0], prompt_mask.shape[1] + s.max_new_tokens, dtype=dtype)
+    masks[:, :prompt_mask.shape[1]] = prompt_mask
+    return masks
+
+
 def search(feeder: Feeder, ids: torch.Tensor, mask: torch.Tensor, s: Settings) -> list[list[int]]:
     """The generated tokens of each row (EOS included when reached), in row order."""
     logits, cache, full_mask, next_pos = feeder.prefill(ids, mask)
-    if s.num_beams == 1:
-        return _greedy(feeder, logits, cache, full_mask, next_pos, s)
-    return _beam(feeder, logits, cache, full_mask, next_pos, s)
+    decode = kv.DecodeCache(cache, feeder.core, s.num_beams, _spare(s), feeder.mask_4d)
+    with decode.active():
+        if s.num_beams == 1:
+            return _greedy(feeder, logits, decode, full_mask, next_pos, s)
+        return _beam(feeder, logits, decode, full_mask, next_pos, s)
 
 
-def _greedy(feeder, logits, cache, full_mask, next_pos, s: Settings) -> list[list[int]]:
+def _greedy(feeder, logits, decode: kv.DecodeCache, full_mask, next_pos, s: Settings) -> list[list[int]]:
     n = logits.shape[0]
     results: list[list[int]] = [[] for _ in range(n)]
     rows = torch.arange(n)
     tokens = torch.empty(n, 0, dtype=torch.long, device=logits.device)
+    masks, length = _mask_buffer(full_mask, s, feeder), full_mask.shape[1]
     while True:
         tok = logits.argmax(-1)
         tokens = torch.cat([tokens, tok[:, None]], dim=1)
@@ -170,14 +199,14 @@ def _greedy(feeder, logits, cache, full_mask, next_pos, s: Settings) -> list[lis
         if keep.numel() == 0:
             return results
         if keep.numel() < done.numel():
-            rows, tokens, tok, full_mask, next_pos = rows[keep.cpu()], tokens[keep], tok[keep], full_mask[keep], next_pos[keep]
-            cache.reorder_cache(keep)
-        full_mask = torch.cat([full_mask, full_mask.new_ones(full_mask.shape[0], 1)], dim=1)
-        logits = feeder.step(tok, full_mask, next_pos, cache)
+            rows, tokens, tok, masks, next_pos = rows[keep.cpu()], tokens[keep], tok[keep], masks[keep], next_pos[keep]
+            decode.select(keep, keep, 0)
+        length += 1
+        logits = feeder.step(tok, masks[:, :length], next_pos, decode.cache)
         next_pos = next_pos + 1
 
 
-def _beam(feeder, logits, cache, full_mask, next_pos, s: Settings) -> list[list[int]]:
+def _beam(feeder, logits, decode: kv.DecodeCache, full_mask, next_pos, s: Settings) -> list[list[int]]:
     n, vocab = logits.shape
     k, device = s.num_beams, logits.device
     results: list[list[int]] = [[] for _ in range(n)]
@@ -192,6 +221,8 @@ def _beam(feeder, logits, cache, full_mask, next_pos, s: Settings) -> list[list[
     unsatisfied = torch.ones(n, 1, dtype=torch.bool, device=device)
     top_k_mask = torch.arange(2 * k, device=device) < k
     cache_rows_per_item = 1  # the prefill ran each prompt once; every beam starts from that row
+    masks, shared = _mask_buffer(full_mask, s, feeder), full_mask.shape[1]  # the first `shared` slots: prompt (+ virtual)
+    length = shared
     # Step one: every beam holds the same log-probabilities (one prompt row repeated).
     log_probs = F.log_softmax(logits, dim=-1)[:, None, :] + run_scores[:, :, None]
     generated = 0
@@ -213,18 +244,21 @@ def _beam(feeder, logits, cache, full_mask, next_pos, s: Settings) -> list[list[
         run_scores = torch.take_along_dim(running, keep_index, dim=1)
         run_parent = torch.take_along_dim(parent, keep_index, dim=1)
         # Finished set: merge the stopped top-K candidates (length-penalised) with the old finished ones.
+        # Most steps stop nothing; then the merge would keep the old set, so it is skipped (fin_tokens
+        # stays narrower than `generated` until the next merge pads it).
         just_finished = hits & top_k_mask[None, :]
-        scores = top_scores / ((generated + 1) ** s.length_penalty)
-        scores += (fin_flag.all(dim=-1, keepdim=True) & (s.early_stopping is True)).to(torch.float32) * NEG
-        scores += (~unsatisfied).to(torch.float32) * NEG
-        scores += (~just_finished) * NEG
-        old = F.pad(fin_tokens, (0, 1))
-        merged_scores = torch.cat([fin_scores, scores], dim=1)
-        pick = torch.topk(merged_scores, k)[1]
-        fin_tokens = torch.take_along_dim(torch.cat([old, candidates], dim=1), pick[:, :, None], dim=1)
-        fin_len = torch.take_along_dim(torch.cat([fin_len, torch.full_like(token, generated + 1)], dim=1), pick, dim=1)
-        fin_scores = torch.take_along_dim(merged_scores, pick, dim=1)
-        fin_flag = torch.take_along_dim(torch.cat([fin_flag, just_finished], dim=1), pick, dim=1)
+        if bool(just_finished.any()):
+            scores = top_scores / ((generated + 1) ** s.length_penalty)
+            scores += (fin_flag.all(dim=-1, keepdim=True) & (s.early_stopping is True)).to(torch.float32) * NEG
+            scores += (~unsatisfied).to(torch.float32) * NEG
+            scores += (~just_finished) * NEG
+            old = F.pad(fin_tokens, (0, generated + 1 - fin_tokens.shape[2]))
+            merged_scores = torch.cat([fin_scores, scores], dim=1)
+            pick = torch.topk(merged_scores, k)[1]
+            fin_tokens = torch.take_along_dim(torch.cat([old, candidates], dim=1), pick[:, :, None], dim=1)
+            fin_len = torch.take_along_dim(torch.cat([fin_len, torch.full_like(token, generated + 1)], dim=1), pick, dim=1)
+            fin_scores = torch.take_along_dim(merged_scores, pick, dim=1)
+            fin_flag = torch.take_along_dim(torch.cat([fin_flag, just_finished], dim=1), pick, dim=1)
         generated += 1
         # Can a running beam still beat the worst finished one? (transformers' early-stop heuristic)
         best_len = s.max_new_tokens if (s.early_stopping == "never" and s.length_penalty > 0.0) else generated
@@ -243,14 +277,17 @@ def _beam(feeder, logits, cache, full_mask, next_pos, s: Settings) -> list[list[
             items, run_tokens, run_scores, run_parent = items[keep.cpu()], run_tokens[keep], run_scores[keep], run_parent[keep]
             fin_tokens, fin_len, fin_scores, fin_flag = fin_tokens[keep], fin_len[keep], fin_scores[keep], fin_flag[keep]
             unsatisfied, next_pos = unsatisfied[keep], next_pos[keep]
-        # One gather of the cache: evicts finished examples and puts each beam's parent under it.
+        # One gather of the cache: evicts finished examples and puts each beam's parent under it. Beams
+        # of one example share its prompt slots, so unless rows change examples only generated slots move.
         parents = run_parent if cache_rows_per_item > 1 else torch.zeros_like(run_parent)
         source = (keep[:, None] * cache_rows_per_item + parents).reshape(-1)
-        cache.reorder_cache(source)
-        full_mask = full_mask[source]
-        full_mask = torch.cat([full_mask, full_mask.new_ones(full_mask.shape[0], 1)], dim=1)
+        regroup = cache_rows_per_item == 1 or keep.numel() < a
+        decode.select(source, keep if regroup else None, shared)
+        if regroup:
+            masks = masks[source]  # generated slots are all ones: only a change of examples moves the mask
         cache_rows_per_item = k
+        length += 1
         positions = next_pos.repeat_interleave(k)
-        logits = feeder.step(run_tokens[:, :, -1].reshape(-1), full_mask, positions, cache)
+        logits = feeder.step(run_tokens[:, :, -1].reshape(-1), masks[:, :length], positions, decode.cache)
         next_pos = next_pos + 1
         log_probs = F.log_softmax(logits, dim=-1).view(-1, k, vocab) + run_scores[:, :, None]

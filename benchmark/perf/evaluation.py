@@ -31,25 +31,32 @@ def measure(s: Settings, model=None, tokenizer=None) -> dict:
     import torch
 
     from benchmark.evaluation.generate import generate_ids, generate_reference_ids
+    from benchmark.perf.gpu import decoding_batch_size
+    from benchmark.registry.spec import EvalConfig
 
     if model is None:
         model, tokenizer = load_model(s.model)
     prompts = eval_prompts(s)
+    prompt_lens = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
+    batch_size = s.eval_batch_size or decoding_batch_size(model, max(prompt_lens), s.max_new_tokens, s.num_beams,
+                                                          fallback=EvalConfig().batch_size)
     with torch.inference_mode():
-        # Warm both paths once (first-call allocations, lazy imports) so neither pays them in the timing.
-        generate_reference_ids(model, tokenizer, prompts[:1], 2, s.num_beams)
-        generate_ids(model, tokenizer, prompts[:1], 2, s.num_beams)
+        # Warm both paths at their working shape, so neither pays first-call costs in the timing (lazy
+        # imports; the allocator's first touch of large buffers, which steady-state evaluation of a
+        # full test set, batch after batch, does not pay): the reference one prompt, ours one batch,
+        # each decoded in full. Neither path keeps anything between calls but allocator state.
+        generate_reference_ids(model, tokenizer, prompts[:1], s.max_new_tokens, s.num_beams)
+        generate_ids(model, tokenizer, prompts[:batch_size], s.max_new_tokens, s.num_beams, batch_size)
         started = time.perf_counter()
         reference = generate_reference_ids(model, tokenizer, prompts, s.max_new_tokens, s.num_beams)
         reference_s = time.perf_counter() - started
         started = time.perf_counter()
-        ours = generate_ids(model, tokenizer, prompts, s.max_new_tokens, s.num_beams, s.eval_batch_size)
+        ours = generate_ids(model, tokenizer, prompts, s.max_new_tokens, s.num_beams, batch_size)
         ours_s = time.perf_counter() - started
-    prompt_lens = [len(tokenizer(p)["input_ids"]) for p in prompts]
     new_tokens = [len(ids) - n for ids, n in zip(reference, prompt_lens)]
     n = len(prompts)
     return {
-        "n": n, "num_beams": s.num_beams, "max_new_tokens": s.max_new_tokens, "batch_size": s.eval_batch_size,
+        "n": n, "num_beams": s.num_beams, "max_new_tokens": s.max_new_tokens, "batch_size": batch_size,
         "reference_s": reference_s, "ours_s": ours_s,
         "reference_examples_per_s": n / reference_s, "ours_examples_per_s": n / ours_s,
         "speedup": reference_s / ours_s,

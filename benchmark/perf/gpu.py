@@ -1,8 +1,10 @@
-"""GPU helpers: fast matmul settings and an evaluation batch size chosen from free memory.
+"""Device helpers: fast matmul settings and an evaluation batch size chosen from free memory.
 
 Both are safe to call anywhere: on CPU `configure_backends` changes nothing, and
 `eval_batch_size` is plain arithmetic over the model config (no device needed), so the runner can
-call them unconditionally.
+call them unconditionally. `decoding_batch_size` is what the runner and `peft-bench perf` use: the
+batch that fits the free memory of the model's device (CUDA free memory, or the host's available
+RAM), capped per kind of device; outputs never depend on it (tested), only speed does.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ from __future__ import annotations
 # fragmentation, the transient copy of the KV cache at each beam reorder and activations.
 DEFAULT_MEMORY_FRACTION = 0.6
 MAX_EVAL_BATCH = 512
+# On CPU a decode step costs a fixed ~1 ms of Python and kernel launches plus a part that grows with
+# the rows; wide batches amortise the first (tiny-llama, 96 gsm8k prompts, 4 beams: 135 examples/s at
+# batch 16, 174 at 32, 210 at 48, 230 at 96), past ~100 examples little is left to gain.
+MAX_CPU_EVAL_BATCH = 128
 
 
 def configure_backends(device) -> dict:
@@ -71,9 +77,33 @@ def eval_batch_size(model, free_bytes: int, prompt_len: int, max_new_tokens: int
 
 
 def free_memory_bytes(device) -> int | None:
-    """Free accelerator memory on CUDA; None on CPU (keep the configured batch size there)."""
+    """Free memory for the decoding: free accelerator memory on CUDA, the host's available RAM on CPU
+    (Linux MemAvailable); None where it cannot be read (then the configured batch size stands)."""
     import torch
 
-    if not str(device).startswith("cuda") or not torch.cuda.is_available():
-        return None
-    return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    if str(device).startswith("cuda"):
+        if not torch.cuda.is_available():
+            return None
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    if str(device) != "cpu":
+        return None  # mps, xla, ...: no portable free-memory query
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def decoding_batch_size(model, prompt_len: int, max_new_tokens: int, num_beams: int, fallback: int) -> int:
+    """Examples per decoding batch for `model` on its device: from free memory, at most MAX_EVAL_BATCH
+    on CUDA and MAX_CPU_EVAL_BATCH on CPU; `fallback` where free memory cannot be read."""
+    device = next(model.parameters()).device
+    free = free_memory_bytes(device)
+    if free is None:
+        return fallback
+    cap = MAX_EVAL_BATCH if device.type == "cuda" else MAX_CPU_EVAL_BATCH
+    return eval_batch_size(model, free, prompt_len=prompt_len, max_new_tokens=max_new_tokens,
+                           num_beams=num_beams, max_batch=cap)

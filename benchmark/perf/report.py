@@ -27,7 +27,8 @@ def markdown(fig: dict) -> str:
         "",
         "| measurement | reference | peft-bench | ratio | target |",
         "|---|---|---|---|---|",
-        f"| evaluation, examples/s ({e['n']} prompts, {e['num_beams']} beams, max_new_tokens {e['max_new_tokens']}) | "
+        f"| evaluation, examples/s ({e['n']} prompts, {e['num_beams']} beams, max_new_tokens {e['max_new_tokens']}; "
+        f"reference batch 1, ours batch {e['batch_size']}) | "
         f"{_f(e['reference_examples_per_s'])} ({_f(e['reference_s'])} s) | {_f(e['ours_examples_per_s'])} "
         f"({_f(e['ours_s'])} s) | {_f(e['speedup'], 1)}x | >= 20x, {tick.get(met.get('eval.speedup'), '-')} |",
         f"| training, non-pad tokens/s ({t['steps']} steps of {t['micro_batch_size']}, LoRA) | "

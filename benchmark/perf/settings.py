@@ -9,10 +9,10 @@ from dataclasses import asdict, dataclass, replace
 class Settings:
     model: str = "tiny-llama"
     eval_dataset: str = "emb-gsm8k"
-    eval_prompts: int = 96
+    eval_prompts: int = 120  # every embedded gsm8k example
     max_new_tokens: int = 256  # the reference protocol's math setting
     num_beams: int = 4
-    eval_batch_size: int = 32  # examples per batch of our decoding (x num_beams rows)
+    eval_batch_size: int | None = None  # examples per batch of our decoding; None: as the runner sizes it
     train_dataset: str = "emb-math_10k"
     train_examples: int = 1024
     train_steps: int = 40
@@ -26,6 +26,8 @@ class Settings:
         for name in ("eval_prompts", "max_new_tokens", "num_beams", "eval_batch_size", "train_examples",
                      "train_steps", "micro_batch_size", "plan_trials", "store_trials"):
             value = getattr(self, name)
+            if name == "eval_batch_size" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"perf.{name}: got {value!r}; allowed: an integer >= 1")
         if self.cutoff_len < 8:
@@ -39,7 +41,7 @@ class Settings:
 
 FULL = Settings()
 # --quick: the same protocol (4 beams, 256 new tokens) on fewer prompts and steps; minutes on 2 CPU cores.
-QUICK = Settings(eval_prompts=48, eval_batch_size=48, train_examples=512, train_steps=16)
+QUICK = Settings(eval_prompts=96, train_examples=512, train_steps=16)
 # For the test suite: every code path, seconds.
 TINY = Settings(eval_prompts=3, max_new_tokens=6, eval_batch_size=2, train_examples=32, train_steps=2,
                 micro_batch_size=4, cutoff_len=64, plan_trials=40, store_trials=20)

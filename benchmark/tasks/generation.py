@@ -27,20 +27,21 @@ class GenerationTask:
 
     @staticmethod
     def _eval_config(model, tokenizer, entry, examples, spec):
-        """On a GPU the decoding batch is sized from free memory (longest prompt, beams, new tokens); on CPU
-        the suite's eval.batch_size stands. Outputs do not depend on the batch (tested), only speed does."""
+        """The decoding batch is sized from the free memory of the model's device (GPU memory, or the
+        host's RAM on CPU; capped per device kind); the suite's eval.batch_size stands only where free
+        memory cannot be read. Outputs do not depend on the batch (tested), only speed does."""
         import dataclasses
 
         from benchmark.data.prompts import eval_prompt
         from benchmark.evaluation.run_eval import decoding_settings
-        from benchmark.perf.gpu import eval_batch_size, free_memory_bytes
+        from benchmark.perf.gpu import decoding_batch_size
 
-        free = free_memory_bytes(next(model.parameters()).device)
-        if free is None:
+        if not examples:
             return spec.eval
-        longest = max(len(tokenizer(eval_prompt(ex))["input_ids"]) for ex in examples)
-        size = eval_batch_size(model, free, prompt_len=longest, num_beams=spec.eval.num_beams,
-                               max_new_tokens=decoding_settings(entry, spec.eval)["max_new_tokens"])
+        longest = max(len(ids) for ids in tokenizer([eval_prompt(ex) for ex in examples])["input_ids"])
+        size = decoding_batch_size(model, prompt_len=longest, num_beams=spec.eval.num_beams,
+                                   max_new_tokens=decoding_settings(entry, spec.eval)["max_new_tokens"],
+                                   fallback=spec.eval.batch_size)
         return dataclasses.replace(spec.eval, batch_size=size)
 
     def selection_metric(self, entry) -> str:
