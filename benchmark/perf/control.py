@@ -47,22 +47,76 @@ def _result(spec, i: int):
                        started_at="2026-01-01T00:00:00+00:00", finished_at="2026-01-01T00:01:00+00:00")
 
 
-def measure_store(s: Settings, specs: list, workdir: Path) -> dict:
-    """Write n results one file per trial (the runner's path), then read them all back with the reader."""
+def _write_share(root: str, specs: list, offset: int, ready, go, done) -> None:
+    """One writer process: build its results, wait for the start signal, store them one file per trial."""
     from benchmark.store import Store
 
-    results = [_result(spec, i) for i, spec in enumerate(specs[:s.store_trials])]
-    store = Store(workdir / "results")
-    started = time.perf_counter()
+    results = [_result(spec, offset + i) for i, spec in enumerate(specs)]
+    store = Store(root)
+    ready.put(len(results))
+    go.wait()
     for result in results:
         store.write(result)
-    write_s = time.perf_counter() - started
+    done.put(time.perf_counter())
+
+
+def _parallel_write(root: str, specs: list, writers: int) -> float:
+    """Seconds from the start signal until `writers` processes have stored `specs` between them."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # no fork: the parent may hold torch and pyarrow threads
+    ready, done, go = context.Queue(), context.Queue(), context.Event()
+    share = -(-len(specs) // writers)
+    procs = [context.Process(target=_write_share, args=(root, specs[i:i + share], i, ready, go, done))
+             for i in range(0, len(specs), share)]
+    for proc in procs:
+        proc.start()
+    try:
+        for _ in procs:
+            ready.get(timeout=300)  # imports and result building are not part of the timing
+        started = time.perf_counter()
+        go.set()
+        finished = [done.get(timeout=600) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=60)
+    if any(proc.exitcode != 0 for proc in procs):
+        raise RuntimeError(f"perf: a store writer process failed (exit codes {[p.exitcode for p in procs]})")
+    return max(finished) - started
+
+
+def measure_store(s: Settings, specs: list, workdir: Path) -> dict:
+    """The runner's path: one file per trial, written by as many processes as the runner runs trials at
+    once (Ray, one 1-CPU trial per CPU), then every result read back by one reader; plus the cost of
+    one writer alone on a sample, and of the bulk path (write_many), for comparison."""
+    import os
+
+    from benchmark.store import Store
+
+    specs = specs[:s.store_trials]
+    writers = s.store_writers or os.cpu_count() or 1
+    root = workdir / "results"
+    write_s = _parallel_write(str(root), specs, writers)
     started = time.perf_counter()
-    frame = store.read()
+    frame = Store(root).read()
     read_s = time.perf_counter() - started
-    n = len(results)
-    return {"trials": n, "rows_read": len(frame), "write_s": write_s, "read_s": read_s, "seconds": write_s + read_s,
-            "rows_per_s": n / (write_s + read_s), "write_ms_per_trial": 1000 * write_s / n}
+    sample = [_result(spec, i) for i, spec in enumerate(specs[:min(len(specs), 1000)])]
+    store = Store(workdir / "one-writer")
+    started = time.perf_counter()
+    for result in sample:
+        store.write(result)
+    one_writer_ms = 1000 * (time.perf_counter() - started) / len(sample)
+    everything = [_result(spec, i) for i, spec in enumerate(specs)]
+    bulk = Store(workdir / "bulk")
+    started = time.perf_counter()
+    bulk.write_many(everything)
+    bulk_rows = len(bulk.read())
+    bulk_s = time.perf_counter() - started
+    n = len(specs)
+    return {"trials": n, "rows_read": len(frame), "writers": writers, "write_s": write_s, "read_s": read_s,
+            "seconds": write_s + read_s, "rows_per_s": n / (write_s + read_s),
+            "write_ms_per_trial_one_writer": one_writer_ms,
+            "bulk_write_read_s": bulk_s, "bulk_rows_read": bulk_rows}
 
 
 def measure(s: Settings) -> tuple[dict, dict]:

@@ -20,13 +20,14 @@ class Settings:
     cutoff_len: int = 256
     plan_trials: int = 10_000
     store_trials: int = 10_000
+    store_writers: int | None = None  # processes writing trial files at once; None: one per CPU, as the runner
     threads: int | None = None  # torch threads; None leaves torch's default
 
     def __post_init__(self):
         for name in ("eval_prompts", "max_new_tokens", "num_beams", "eval_batch_size", "train_examples",
-                     "train_steps", "micro_batch_size", "plan_trials", "store_trials"):
+                     "train_steps", "micro_batch_size", "plan_trials", "store_trials", "store_writers"):
             value = getattr(self, name)
-            if name == "eval_batch_size" and value is None:
+            if name in ("eval_batch_size", "store_writers") and value is None:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"perf.{name}: got {value!r}; allowed: an integer >= 1")
@@ -44,7 +45,7 @@ FULL = Settings()
 QUICK = Settings(eval_prompts=96, train_examples=512, train_steps=16)
 # For the test suite: every code path, seconds.
 TINY = Settings(eval_prompts=3, max_new_tokens=6, eval_batch_size=2, train_examples=32, train_steps=2,
-                micro_batch_size=4, cutoff_len=64, plan_trials=40, store_trials=20)
+                micro_batch_size=4, cutoff_len=64, plan_trials=40, store_trials=20, store_writers=2)
 
 
 def pick(quick: bool, model: str | None = None) -> Settings:

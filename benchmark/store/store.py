@@ -4,6 +4,8 @@ Layout (a suite "llm_adapters/math" is the folder "llm_adapters__math"):
     trials/<trial_id>.parquet                           an ok trial (its existence marks completion)
     trials/<trial_id>.failed-<time>-<uuid>.parquet       one failed attempt (a new file per attempt)
     batches/<time>-<uuid>.parquet                        many trials at once (write_many)
+    batches/rollup-<time>-<uuid>.parquet                 a copy of the last ROLLUP_EVERY trial files one
+                                                         process wrote, naming them (size, mtime) as covered
     consolidated.parquet                                 compact(): every trial above in one file
     predictions/<trial_id>/<eval_data>.parquet           per-example predictions of the ok trial
 
@@ -13,6 +15,12 @@ earlier failure, and two ok writes of one trial_id are the same trial run twice 
 Reads resolve several row sets of one trial with resolve.py (ok beats failed, then the newest), so
 after `--retry-failed` the ok rows supersede the failed ones while the failure stays on disk
 (`read(history=True)` shows every attempt).
+
+Roll-ups: a process that has written ROLLUP_EVERY trial files (a Ray worker runs trial after trial)
+also writes their rows, from memory, as one batch file whose metadata lists the files it covers.
+Reads take a roll-up instead of the files it covers, so a store of 10,000 trials is read as ~40
+files even before the run's final compaction (a resume's status check, `peft-bench status` during
+a run). Like the consolidated file, a roll-up only stands in for the exact (size, mtime) it saw.
 
 Compaction never deletes: consolidated.parquet holds the resolved rows of the files it covers and,
 in its metadata, their (size, mtime); reads take it plus only the files not covered (new or changed
@@ -29,6 +37,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from benchmark.result import TrialResult
@@ -41,6 +50,10 @@ from benchmark.store.writer import predictions_table, trial_table, trials_table
 log = logging.getLogger(__name__)
 CONSOLIDATED = "consolidated.parquet"
 COVERS_KEY = b"peft_bench.covers"  # JSON {relative path: [size, mtime_ns]} of the files folded in
+ROLLUP_PREFIX = "rollup-"
+ROLLUP_EVERY = 256  # trial files per roll-up: reading a store costs ~1 ms per file, a roll-up ~ as much
+# Per process and suite folder: the trial files written since the last roll-up, with their tables.
+_PENDING: dict[tuple[str, str], list[tuple[str, pa.Table]]] = {}
 
 
 def _stamp(text: str | None = None) -> str:
@@ -87,10 +100,37 @@ class Store:
         suite = result.spec.suite
         if result.status != "ok":
             # A new file per failed attempt: it can never hide an ok result or erase an earlier failure.
-            return sfs.write_atomic(self.loc, table, self.failed_path(suite, result.trial_id, result.finished_at))
-        for eval_data, rows in result.predictions.items():
-            sfs.write_atomic(self.loc, predictions_table(rows), self.predictions_path(suite, result.trial_id, eval_data))
-        return sfs.write_atomic(self.loc, table, self.trial_path(suite, result.trial_id))
+            path = self.failed_path(suite, result.trial_id, result.finished_at)
+        else:
+            for eval_data, rows in result.predictions.items():
+                sfs.write_atomic(self.loc, predictions_table(rows),
+                                 self.predictions_path(suite, result.trial_id, eval_data))
+            path = self.trial_path(suite, result.trial_id)
+        sfs.write_atomic(self.loc, table, path, small=True)
+        self._remember(self.suite_dir(suite), path, table)
+        return path
+
+    def _remember(self, folder: str, path: str, table: pa.Table) -> None:
+        pending = _PENDING.setdefault((type(self.loc.fs).__name__, folder), [])
+        pending.append((path, table))
+        if len(pending) >= ROLLUP_EVERY:
+            batch = list(pending)
+            pending.clear()
+            self._roll_up(folder, batch)
+
+    def _roll_up(self, folder: str, written: list[tuple[str, pa.Table]]) -> None:
+        """One batch file with the rows of `written` (already on storage), covering them. Only an
+        optimisation: a failure is logged, and reads take the trial files themselves."""
+        try:
+            infos = self.loc.fs.get_file_info([path for path, _ in written])
+            covers = {self._rel(folder, i): [i.size, i.mtime_ns] for i in infos if i.type == pafs.FileType.File}
+            if not covers:
+                return
+            table = pa.concat_tables([table for _, table in written]).combine_chunks()
+            path = f"{folder}/batches/{ROLLUP_PREFIX}{_stamp()}-{uuid.uuid4().hex}.parquet"
+            sfs.write_atomic(self.loc, table, path, metadata={COVERS_KEY: json.dumps(covers).encode()})
+        except Exception as exc:
+            log.warning("store: roll-up skipped (%s: %s)", type(exc).__name__, exc)
 
     def write_many(self, results: list[TrialResult]) -> list[str]:
         """Store many trials in one batch file per suite (for bulk imports and drivers that collect
@@ -148,10 +188,29 @@ class Store:
             log.warning("store: ignoring %s (%s: %s)", path, type(exc).__name__, exc)
             return {}, None
 
+    def _rollup_covers(self, infos) -> dict:
+        """The trial files the roll-ups among `infos` stand in for (a roll-up whose footer cannot be
+        read covers nothing: its files are read instead)."""
+        covers: dict = {}
+        for info in infos:
+            if info.base_name.startswith(ROLLUP_PREFIX):
+                try:
+                    meta = pq.read_schema(info.path, filesystem=self.loc.fs).metadata or {}
+                    covers.update(json.loads(meta.get(COVERS_KEY, b"{}")))
+                except Exception as exc:
+                    log.warning("store: ignoring roll-up %s (%s: %s)", info.path, type(exc).__name__, exc)
+        return covers
+
     def _resolved(self, folder: str, columns: list[str] | None, infos=None, history: bool = False) -> pa.Table:
-        """The rows of one suite folder: the consolidated file plus every file it does not cover, resolved."""
+        """The rows of one suite folder: the consolidated file plus every file it does not cover (directly
+        or through a roll-up), resolved. history=True: every attempt's own file (roll-ups are copies)."""
         infos = self._sources(folder) if infos is None else infos
-        covers, consolidated = ({}, None) if history else self._covers(folder)
+        if history:
+            covers, consolidated = {}, None
+            infos = [i for i in infos if not i.base_name.startswith(ROLLUP_PREFIX)]
+        else:
+            covers, consolidated = self._covers(folder)
+            covers = {**self._rollup_covers(infos), **covers}
         fresh = [i.path for i in infos if covers.get(self._rel(folder, i)) != [i.size, i.mtime_ns]]
         wanted = None if columns is None else list(dict.fromkeys([*columns, *NEEDED]))
         parts = []
