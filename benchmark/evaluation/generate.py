@@ -6,7 +6,9 @@ which costs the maintainers "20+ hours" for gsm8k. `generate_ids` gives the same
 - prompts sorted by length (longest first), left-padded, with the attention mask from which the
   position ids (llama, gptj) or ALiBi offsets (bloom) are derived, so padding changes nothing;
 - the prompt is run once per example, not once per beam (all beams start from the same prompt);
-- a KV cache, reordered once per step by the chosen parents;
+- a KV cache in preallocated buffers (`benchmark.evaluation.kv`); for llama-like models an
+  example's beams share its prompt and generated keys, so a beam reorder moves a small table of
+  indices, not the cache;
 - an example leaves the batch the moment its result can no longer change (transformers keeps
   every row running until the last example of the batch is done, often to max_new_tokens);
 - the attention mask is handed to the model ready-made where building it costs more than the
