@@ -56,11 +56,12 @@ def tokenizer():
                                    model_input_names=["input_ids", "attention_mask"])
 
 
-def test_training_features_end_with_eos_and_train_on_inputs_keeps_every_label(tokenizer):
+def test_training_features_end_with_eos_and_train_on_inputs_keeps_every_label_but_the_first(tokenizer):
     plain = tokenizer(train_prompt(EX))["input_ids"]
     feats = tokenize_for_training(tokenizer, EX, cutoff_len=256, train_on_inputs=True)
     assert feats["input_ids"] == plain + [tokenizer.eos_token_id]
-    assert feats["labels"] == feats["input_ids"]
+    # every label but the first: nothing in the example precedes it (see tokenize_for_training)
+    assert feats["labels"] == [-100] + feats["input_ids"][1:]
 
 
 def test_prompt_positions_are_masked_without_train_on_inputs(tokenizer):

@@ -21,6 +21,9 @@ def test_tiny_perf_run_outputs_identical_and_json_keys(tmp_path):
         assert key in figures[section], f"{section}.{key}"
     assert figures["eval"]["n"] == settings.TINY.eval_prompts
     assert figures["train"]["reference"]["steps"] == figures["train"]["ours"]["steps"] == settings.TINY.train_steps
+    train = figures["train"]  # ours: the loop's default, packed on llama; the reference padded
+    assert train["ours"]["packed"] is True and train["reference"]["packed"] is False and train["ours_loop"] == "packed"
+    assert train["epoch_pad_tokens"]["ours"] == train["epoch_pad_tokens"]["packed"] <= train["epoch_pad_tokens"]["reference"]
     assert figures["plan"]["trials"] == settings.TINY.plan_trials
     assert figures["store"]["rows_read"] == settings.TINY.store_trials
     paths = report.write(figures, tmp_path / "perf", tmp_path / "out.json")
@@ -28,6 +31,38 @@ def test_tiny_perf_run_outputs_identical_and_json_keys(tmp_path):
     assert stored["eval"]["outputs_identical"] is True and "speedup" in stored["train"]
     assert "| evaluation" in (tmp_path / "perf" / "perf.md").read_text()
     assert len(paths) == 3
+
+
+def test_device_perf_runs_every_part_on_a_tiny_shape_and_reports_it(tmp_path):
+    """perf --device's code (the GPU figures) on CPU with a tiny shape: every part, every key, no error."""
+    from benchmark.perf import accelerator
+
+    saved = []
+    figures = accelerator.run(accelerator.TINY, log=lambda *_: None, save=saved.append)
+    assert len(saved) == 3  # after each part, so a run cut short keeps what it measured
+    train = figures["train"]
+    assert not train["failed"] and {(r["micro_batch_size"], r["mode"]) for r in train["runs"]} == {
+        (4, "reference"), (4, "grouped"), (4, "packed")}
+    assert [r["packed"] for r in train["runs"]] == [False, False, True]
+    assert train["gradient_checkpointing"]["gradient_checkpointing"] is True
+    assert set(train["speedup_vs_reference"]) == {"4.grouped", "4.packed"}
+    assert figures["eval"]["speedup"] > 0 and figures["identity_fp32"]["outputs_identical"] is True
+    paths = report.write_device(figures, tmp_path, tmp_path / "gpu.json")
+    assert [p.name for p in paths] == ["perf-cpu.json", "perf-cpu.md", "gpu.json"]
+    text = (tmp_path / "perf-cpu.md").read_text()
+    assert "| 4 | packed |" in text and "outputs identical **True**" in text
+
+
+def test_device_perf_without_cuda_is_a_clear_error():
+    from benchmark.errors import UserError
+    from benchmark.perf import accelerator
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(UserError, match="no CUDA device"):
+        accelerator.run(accelerator.DeviceSettings(), log=lambda *_: None)
+    args = build_parser().parse_args(["perf", "--device", "cuda", "--quick"])
+    assert args.device == "cuda" and accelerator.pick(args.device, args.quick).micro_batch_sizes == (16,)
 
 
 def test_perf_command_line():

@@ -176,7 +176,10 @@ def test_non_finite_loss_raises_naming_the_step():
     calls = {"n": 0}
 
     def poison_third_call(_module, _inputs, output):
-        # Real model, real loss: corrupt the logits of the third forward pass only.
+        # Real model, real loss: corrupt the logits of the third training forward pass only (the packing
+        # probe's forwards run in eval mode before training).
+        if not _module.training:
+            return None
         calls["n"] += 1
         if calls["n"] == 3:
             return output * float("nan")

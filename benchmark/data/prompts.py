@@ -64,9 +64,14 @@ def _tokenize(tokenizer, text: str, cutoff_len: int, add_eos: bool) -> list[int]
 
 
 def tokenize_for_training(tokenizer, ex: Example, cutoff_len: int, train_on_inputs: bool) -> dict:
-    """input_ids and labels for one example; labels = input_ids, prompt masked with -100 unless train_on_inputs."""
+    """input_ids and labels for one example; labels = input_ids, prompt masked with -100 unless train_on_inputs.
+
+    The first token is never a target (-100 whatever train_on_inputs). Nothing in the example comes
+    before it; finetune.py keeps it, and then under left padding every row but the longest learns
+    to predict it from a pad token, so an example's loss depended on its batchmates' lengths. Unpadded,
+    the causal shift drops it anyway, so this changes nothing there."""
     input_ids = _tokenize(tokenizer, train_prompt(ex), cutoff_len, add_eos=True)
-    labels = list(input_ids)
+    labels = [-100] * min(1, len(input_ids)) + input_ids[1:]
     if not train_on_inputs:
         prompt_len = len(_tokenize(tokenizer, train_prompt(ex, with_output=False), cutoff_len, add_eos=False))
         # min(): a subword merge across the prompt/output boundary can make the prompt alone one

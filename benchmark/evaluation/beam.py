@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.evaluation import kv
+from benchmark.models.attention import base_of
 
 NEG = -1.0e9  # transformers' "impossible" score offset
 
@@ -63,9 +64,7 @@ class Settings:
         return cls(max_new_tokens, num_beams, eos_id, float(config.length_penalty), config.early_stopping)
 
 
-def _core(model):
-    """The transformers model under a peft wrapper (the one whose generate transformers runs)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+_core = base_of  # the transformers model under a peft wrapper (the one whose generate transformers runs)
 
 
 def _neutral_generation_config(core) -> bool:

@@ -26,12 +26,13 @@ Anything else (sliding windows, quantised caches, not 4-D) keeps its cache and t
 from __future__ import annotations
 
 import contextlib
-import sys
 from contextvars import ContextVar
 
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 from transformers.modeling_utils import AttentionInterface
+
+from benchmark.models.attention import dispatches_attention, implementation
 
 SHARED = "peft_bench_shared_prompt"  # our entry in transformers' attention registry
 _ACTIVE: ContextVar[DecodeCache | None] = ContextVar("peft_bench_decode_cache", default=None)
@@ -205,13 +206,6 @@ def _plain_dynamic(cache) -> bool:
                     and layer.keys.shape == layer.values.shape for layer in cache.layers))
 
 
-def _dispatches_attention(core) -> bool:
-    """Does the model pick its attention function from transformers' registry (llama and the like)?"""
-    module = sys.modules.get(type(core).__module__)
-    attentions = [m for m in core.modules() if hasattr(m, "layer_idx") and hasattr(m, "scaling")]
-    return bool(module is not None and hasattr(module, "ALL_ATTENTION_FUNCTIONS") and attentions)
-
-
 class DecodeCache:
     """The search's handle on a prefilled cache: buffered layers, and one reorder call per step."""
 
@@ -219,7 +213,7 @@ class DecodeCache:
         self.cache, self.core, self.beams = cache, core, beams
         self.mode = "plain"
         if _plain_dynamic(cache):
-            if beams > 1 and mask_4d and _dispatches_attention(core):
+            if beams > 1 and mask_4d and dispatches_attention(core):
                 cache.layers = [SharedPromptLayer(layer.keys, layer.values, beams, spare) for layer in cache.layers]
                 self.mode = "shared"
                 # lineage[row, t]: the beam slot that generated token t of this row's hypothesis.
@@ -258,12 +252,9 @@ class DecodeCache:
         if self.mode != "shared":
             yield
             return
-        config = self.core.config
-        before = config._attn_implementation
         token = _ACTIVE.set(self)
-        config._attn_implementation = SHARED
         try:
-            yield
+            with implementation(self.core, SHARED):
+                yield
         finally:
-            config._attn_implementation = before
             _ACTIVE.reset(token)

@@ -31,7 +31,8 @@ def markdown(fig: dict) -> str:
         f"reference batch 1, ours batch {e['batch_size']}) | "
         f"{_f(e['reference_examples_per_s'])} ({_f(e['reference_s'])} s) | {_f(e['ours_examples_per_s'])} "
         f"({_f(e['ours_s'])} s) | {_f(e['speedup'], 1)}x | >= 20x, {tick.get(met.get('eval.speedup'), '-')} |",
-        f"| training, non-pad tokens/s ({t['steps']} steps of {t['micro_batch_size']}, LoRA) | "
+        f"| training, non-pad tokens/s ({t['steps']} steps of {t['micro_batch_size']}, LoRA; reference padded, "
+        f"ours {t.get('ours_loop', 'length-grouped padding')}) | "
         f"{_f(t['reference_tokens_per_s'], 0)} | {_f(t['ours_tokens_per_s'], 0)} | {_f(t['speedup'])}x | "
         f">= 1.3x, {tick.get(met.get('train.speedup'), '-')} |",
         f"| trial start to first optimizer step | cold {_f(o['cold_s'])} s | warm {_f(o['warm_s'])} s | "
@@ -71,6 +72,70 @@ def write(fig: dict, out_dir: Path, json_file: Path | None = None) -> list[Path]
     paths = [out_dir / "perf.json", out_dir / "perf.md"]
     paths[0].write_text(text)
     paths[1].write_text(markdown(fig))
+    if json_file is not None:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        json_file.write_text(text)
+        paths.append(json_file)
+    return paths
+
+
+def device_markdown(fig: dict) -> str:
+    """The GPU figures (perf/accelerator.py) as Markdown; parts that failed show their error."""
+    m, model = fig["machine"], fig.get("model", {})
+    lines = ["# peft-bench perf on an accelerator", "",
+             f"{m.get('gpu', fig['settings']['device'])}, torch {m['torch']}, transformers {m['transformers']}. "
+             f"Model: `{model.get('shape')}` shape with random weights ({_f(model.get('parameters'), 0)} parameters), "
+             f"{fig['settings']['dtype']}.", ""]
+    t = fig.get("train", {})
+    if "error" in t:
+        lines += [f"Training: failed ({t['error']}).", ""]
+    elif t:
+        lines += [f"## Training (LoRA r 8, {fig['settings']['train_steps']} steps, embedded math_10k, mean "
+                  f"{_f(t['mean_tokens_per_example'], 1)} tokens per example)", "",
+                  "| micro-batch | loop | non-pad tokens/s | vs reference | loss | peak GiB | TFLOP/s | MFU |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in t["runs"] + [t["gradient_checkpointing"]]:
+            ratio = None if r["gradient_checkpointing"] else t["speedup_vs_reference"].get(
+                f"{r['micro_batch_size']}.{r['mode']}")
+            loop = r["mode"] + (" + gradient checkpointing" if r["gradient_checkpointing"] else "")
+            loop += "" if r["packed"] or r["mode"] != "packed" else " (fell back to padding)"
+            lines.append(f"| {r['micro_batch_size']} | {loop} | {_f(r['tokens_per_s'], 0)} | "
+                         f"{_f(ratio) + 'x' if ratio else '-'} | {_f(r['final_loss'], 4)} | {_f(r['peak_memory_gib'])} | "
+                         f"{_f(r['achieved_tflops'], 1)} | {_f(r['mfu'] * 100 if r['mfu'] else None, 1)}% |")
+        for r in t.get("failed", []):
+            lines.append(f"| {r['micro_batch_size']} | {r['mode']}{' (math SDPA kernel)' if r.get('math_sdpa') else ''} | "
+                         f"failed: {r['error']} | - | - | - | - | - |")
+        lines += ["", f"MFU: 4N FLOPs per token for a frozen base (N = {_f(t['matmul_params'], 0)} matmul parameters) "
+                  f"plus causal attention, against {_f(t['peak_bf16_tflops'], 0)} TFLOP/s dense bf16.", ""]
+    e = fig.get("eval", {})
+    if "error" in e:
+        lines += [f"Evaluation: failed ({e['error']}).", ""]
+    elif e:
+        mismatch_key = next(k for k in e if k.endswith("_mismatches_on_reference_prompts"))
+        lines += ["## Evaluation", "",
+                  f"{e['num_beams']} beams, max_new_tokens {e['max_new_tokens']}, {e['dtype']}: reference (batch 1, "
+                  f"no cache) {_f(e['reference_examples_per_s'], 3)} examples/s on {e['n_reference']} prompts; ours "
+                  f"(batch {e['batch_size']}) {_f(e['ours_examples_per_s'])} examples/s on {e['n_ours']} prompts "
+                  f"(peak {_f(e['ours_peak_memory_gib'])} GiB): **{_f(e['speedup'], 1)}x**. Mean continuation "
+                  f"{_f(e['mean_new_tokens'], 1)} tokens; {e[mismatch_key]} of {e['n_reference']} reference prompts "
+                  "decoded differently in this dtype.", ""]
+    i = fig.get("identity_fp32", {})
+    if "error" in i:
+        lines += [f"fp32 identity: failed ({i['error']}).", ""]
+    elif i:
+        lines += [f"fp32 (TF32 off), {i['n']} prompts, {i['max_new_tokens']} new tokens: outputs identical "
+                  f"**{i['outputs_identical']}** ({i['mismatches']} differ).", ""]
+    lines += [f"Total {_f(fig.get('seconds'), 1)} s.", ""]
+    return "\n".join(lines)
+
+
+def write_device(fig: dict, out_dir: Path, json_file: Path | None = None) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = "perf-" + fig["settings"]["device"].split(":")[0]
+    text = json.dumps(fig, indent=1, sort_keys=True, default=str)
+    paths = [out_dir / f"{name}.json", out_dir / f"{name}.md"]
+    paths[0].write_text(text)
+    paths[1].write_text(device_markdown(fig))
     if json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)
         json_file.write_text(text)

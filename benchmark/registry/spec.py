@@ -35,7 +35,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     cutoff_len: int = 256
     train_on_inputs: bool = True
-    group_by_length: bool = True  # peft-bench default; the reference used False
+    group_by_length: bool = True  # peft-bench default; the reference used False (only used when not packing)
+    # Packed micro-batches (train/packing.py): where the model supports it and a probe at the start of
+    # training gets the same losses as padding; else padded. The reference padded every micro-batch.
+    packing: bool = True
     val_set_size: int = 0
     max_train_examples: int | None = None  # cap (rehearsal); None = all
     max_steps: int | None = None  # stop after this many optimizer steps; None = epochs decide
@@ -60,6 +63,7 @@ class TrainConfig:
         _check(isinstance(self.cutoff_len, int) and self.cutoff_len >= 8, "train.cutoff_len", self.cutoff_len, "an integer >= 8")
         _check(isinstance(self.train_on_inputs, bool), "train.train_on_inputs", self.train_on_inputs, "true or false")
         _check(isinstance(self.group_by_length, bool), "train.group_by_length", self.group_by_length, "true or false")
+        _check(isinstance(self.packing, bool), "train.packing", self.packing, "true or false")
         _check(isinstance(self.val_set_size, int) and self.val_set_size >= 0, "train.val_set_size", self.val_set_size, "an integer >= 0")
         _check(self.max_train_examples is None or (isinstance(self.max_train_examples, int) and self.max_train_examples >= 1),
                "train.max_train_examples", self.max_train_examples, "null or an integer >= 1")

@@ -3,12 +3,25 @@
 AdamW over trainable parameters, linear warmup then linear decay to 0 (transformers'
 get_linear_schedule_with_warmup), gradient accumulation of batch_size // micro_batch_size
 micro-batches per optimizer step, causal-LM loss computed by the model from `labels` (so peft's
-prompt-learning wrappers can prepend their -100s), padding to a multiple of 8, left padding.
+prompt-learning wrappers can prepend their -100s), padding to a multiple of 8.
+
+Padding goes on the right (finetune.py pads training batches on the left, with the tokenizer it
+generates with). Under left padding every pad position is a query that may attend to nothing, and
+CUDA's fused SDPA kernels return non-finite gradients for some such fully masked rows: measured on
+an H200 (torch 2.11, bf16, a 1B LLaMA shape), length-grouped micro-batches of 16 went NaN at step
+18 with the default kernel and stayed finite on the math kernel. On the right, every query sees at
+least its own example's first token, and positions start at 0 as unpadded. With the first token
+never a target (tokenize_for_training), the loss does not depend on the side or on batchmates.
 
 One deliberate difference from the 2023 HF Trainer: the accumulated loss is the mean over every
 label token of the optimizer step (each micro-batch mean is weighted by its token count), not
 the mean of the micro-batch means. This is what transformers does since 4.46, and it makes
 micro_batch_size a pure memory knob: the update does not depend on how the batch is split.
+
+Micro-batches are packed (train/packing.py: one row, no padding, attention kept inside each example)
+where the model allows it and a probe at the start confirms packed and unpacked losses agree; the
+micro-batches are then the reference's plainly shuffled ones. Otherwise they are padded, and length
+grouped when cfg.group_by_length.
 """
 
 from __future__ import annotations
@@ -21,9 +34,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from benchmark.models.attention import base_of
 from benchmark.registry.spec import TrainConfig
 from benchmark.train.batching import epoch_batches
 from benchmark.train.collate import collate, loss_weight
+from benchmark.train.packing import pack, packed_forward, packing_matches
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +58,7 @@ class TrainStats:
     best_epoch: int | None = None  # the epoch whose weights were restored
     best_dev: float | None = None
     stopped_early: bool = False
+    packed: bool = False  # micro-batches were packed (else padded)
 
 
 def linear_schedule(warmup_steps: int, total_steps: int):
@@ -85,13 +101,26 @@ def _autocast(model, device: str):
     return contextlib.nullcontext()
 
 
+def _enable_checkpointing(model) -> bool:
+    """Recompute each decoder layer's activations in the backward instead of storing them (memory for
+    ~30% more compute; results unchanged). Non-reentrant, so frozen embeddings need no grad hook."""
+    core = base_of(model)
+    if not getattr(core, "supports_gradient_checkpointing", False):
+        raise ValueError(f"train.gradient_checkpointing: {type(core).__name__} does not support it; allowed: false")
+    core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return True
+
+
 def _to(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in batch.items()}
 
 
+TRAIN_PADDING_SIDE = "right"  # see the module's docstring
+
+
 def _pad_settings(tokenizer) -> tuple[int, str]:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return pad_id, getattr(tokenizer, "padding_side", None) or "left"
+    return pad_id, TRAIN_PADDING_SIDE
 
 
 @torch.no_grad()
@@ -116,10 +145,10 @@ def evaluation_loss(model, tokenizer, features: list[dict], micro_batch_size: in
     return total / n_tokens if n_tokens else float("nan")
 
 
-def _micro_batch_stream(lengths: list[int], cfg: TrainConfig, generator: torch.Generator):
+def _micro_batch_stream(lengths: list[int], micro_batch_size: int, group_by_length: bool, generator: torch.Generator):
     """Micro-batches of index lists, epoch after epoch (epochs reshuffle with the same generator)."""
     while True:
-        yield from epoch_batches(lengths, cfg.micro_batch_size, cfg.group_by_length, generator)
+        yield from epoch_batches(lengths, micro_batch_size, group_by_length, generator)
 
 
 class BestWeights:
@@ -172,38 +201,47 @@ def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str 
     if not params:
         raise ValueError("train: the model has no trainable parameters")
 
+    pad_id, side = _pad_settings(tokenizer)
+    packing = cfg.packing and packing_matches(model, train_set, pad_id, side, device, lambda: _autocast(model, device))
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     total_steps = total_optimizer_steps(len(train_set), cfg)
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(cfg.warmup_steps, total_steps))
-    pad_id, side = _pad_settings(tokenizer)
     lengths = [len(f["input_ids"]) for f in train_set]
-    stream = _micro_batch_stream(lengths, cfg, generator)
+    # Length grouping only cuts padding; packed micro-batches have none, so they keep the plain shuffle.
+    stream = _micro_batch_stream(lengths, cfg.micro_batch_size, cfg.group_by_length and not packing, generator)
+    if packing:
+        make_batch, forward_context = (lambda fs: pack(fs, pad_id)), (lambda: packed_forward(model))
+    else:
+        make_batch, forward_context = (lambda fs: collate(fs, pad_id, side)), contextlib.nullcontext
 
-    stats = TrainStats(steps=0, train_examples=len(train_set), val_examples=len(val_set))
+    stats = TrainStats(steps=0, train_examples=len(train_set), val_examples=len(val_set), packed=packing)
     steps_per_epoch = math.ceil(math.ceil(len(train_set) / cfg.micro_batch_size) / cfg.grad_accum_steps)
     best = BestWeights(params, cfg.early_stopping_patience) if dev_score is not None else None
     step_losses: list[float] = []
     window_start = 0
+    checkpointing = cfg.gradient_checkpointing and _enable_checkpointing(model)
     model.train()
     started = time.perf_counter()
     try:
         for step in range(1, total_steps + 1):
-            micro = [collate([train_set[i] for i in next(stream)], pad_id, side) for _ in range(cfg.grad_accum_steps)]
+            chosen = [next(stream) for _ in range(cfg.grad_accum_steps)]
+            micro = [make_batch([train_set[i] for i in indices]) for indices in chosen]
+            stats.tokens += sum(lengths[i] for indices in chosen for i in indices)
             counts = [loss_weight(b) for b in micro]
             step_tokens = sum(counts)
             step_loss = 0.0
             for batch, n in zip(micro, counts):
-                stats.tokens += int(batch["attention_mask"].sum())
                 if n == 0:  # every label masked (e.g. truncated prompt with train_on_inputs False)
                     continue
-                with _autocast(model, device):
-                    loss = model(**_to(batch, device)).loss
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"non-finite loss at step {step}: {loss.item()}")
-                # Weight each micro-batch mean by its share of the step's label tokens.
-                (loss * (n / step_tokens)).backward()
+                with forward_context():
+                    with _autocast(model, device):
+                        loss = model(**_to(batch, device)).loss
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"non-finite loss at step {step}: {loss.item()}")
+                    # Weight each micro-batch mean by its share of the step's label tokens.
+                    (loss * (n / step_tokens)).backward()
                 step_loss += loss.item() * n / step_tokens
             optimizer.step()
             scheduler.step()
@@ -232,6 +270,8 @@ def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str 
     finally:
         stats.seconds = time.perf_counter() - started
         model.eval()
+        if checkpointing:
+            base_of(model).gradient_checkpointing_disable()
     if best is not None:
         if best.saved:
             best.restore()
