@@ -41,7 +41,8 @@ def pretrain_causal(model, tokenizer, documents, settings: dict | None = None):
     s = {**SETTINGS, **(settings or {})}
     cfg = TrainConfig(epochs=1, max_steps=s["steps"], batch_size=s["batch_size"], micro_batch_size=s["batch_size"],
                       learning_rate=s["learning_rate"], warmup_steps=s["warmup_steps"], cutoff_len=s["max_len"],
-                      group_by_length=True, packing=False, seed=s["seed"])  # padded, as when the zoo was stamped
+                      group_by_length=True, packing=False, max_grad_norm=None,
+                      seed=s["seed"])  # padded and unclipped, as when the zoo was stamped
     stats = train(model, tokenizer, documents_features(tokenizer, documents, s["max_len"]), cfg, device="cpu")
     log.info("zoo pretraining: %d steps, final loss %.3f, %.0f s", stats.steps, stats.final_loss or float("nan"),
              stats.seconds)

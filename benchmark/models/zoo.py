@@ -25,7 +25,7 @@ from benchmark.models.atomic import build_once
 from benchmark.models.pretrain import SETTINGS as PRETRAIN_SETTINGS
 from benchmark.models.tokenizer import BOS_ID, CAUSAL_PAD_ID, CLS_ID, ENCODER_PAD_ID, EOS_ID, SEP_ID
 
-ZOO_VERSION = 3  # 3: the encoders are masked-LM pretrained too
+ZOO_VERSION = 4  # 3: the encoders are masked-LM pretrained too; 4: training pads on the right
 SEED = 1234
 HIDDEN, LAYERS, HEADS, INTERMEDIATE, MAX_POSITIONS = 128, 2, 4, 256, 512
 

@@ -49,7 +49,10 @@ def markdown(fig: dict) -> str:
         f"mean continuation {_f(e['mean_new_tokens'], 1)} tokens, longest {e['max_new_tokens_seen']}.",
         "",
         f"Training loss after {t['steps']} steps: reference {_f(t['reference_loss'], 4)}, peft-bench "
-        f"{_f(t['ours_loss'], 4)}; pad tokens per epoch: reference {t['epoch_pad_tokens']['reference']:,}, "
+        f"{_f(t['ours_loss'], 4)}; every run's tokens/s: reference "
+        f"{', '.join(_f(v, 0) for v in t.get('all_runs_tokens_per_s', {}).get('reference', []))}, peft-bench "
+        f"{', '.join(_f(v, 0) for v in t.get('all_runs_tokens_per_s', {}).get('ours', []))}; "
+        f"pad tokens per epoch: reference {t['epoch_pad_tokens']['reference']:,}, "
         f"peft-bench {t['epoch_pad_tokens']['ours']:,} (mean example {_f(t['mean_tokens_per_example'], 1)} tokens).",
         "",
         f"Store: one writer alone takes {_f(st['write_ms_per_trial_one_writer'], 2)} ms per trial file (Arrow "

@@ -15,7 +15,8 @@ class Settings:
     eval_batch_size: int | None = None  # examples per batch of our decoding; None: as the runner sizes it
     train_dataset: str = "emb-math_10k"
     train_examples: int = 1024
-    train_steps: int = 40
+    train_steps: int = 64  # one epoch of train_examples at micro_batch_size
+    train_repeats: int = 3  # each loop's runs, alternating; the fastest of each is kept
     micro_batch_size: int = 16
     cutoff_len: int = 256
     plan_trials: int = 10_000
@@ -25,7 +26,7 @@ class Settings:
 
     def __post_init__(self):
         for name in ("eval_prompts", "max_new_tokens", "num_beams", "eval_batch_size", "train_examples",
-                     "train_steps", "micro_batch_size", "plan_trials", "store_trials", "store_writers"):
+                     "train_steps", "train_repeats", "micro_batch_size", "plan_trials", "store_trials", "store_writers"):
             value = getattr(self, name)
             if name in ("eval_batch_size", "store_writers") and value is None:
                 continue
@@ -42,9 +43,9 @@ class Settings:
 
 FULL = Settings()
 # --quick: the same protocol (4 beams, 256 new tokens) on fewer prompts and steps; minutes on 2 CPU cores.
-QUICK = Settings(eval_prompts=96, train_examples=512, train_steps=16)
+QUICK = Settings(eval_prompts=96, train_examples=512, train_steps=32)
 # For the test suite: every code path, seconds.
-TINY = Settings(eval_prompts=3, max_new_tokens=6, eval_batch_size=2, train_examples=32, train_steps=2,
+TINY = Settings(eval_prompts=3, max_new_tokens=6, eval_batch_size=2, train_examples=32, train_steps=2, train_repeats=1,
                 micro_batch_size=4, cutoff_len=64, plan_trials=40, store_trials=20, store_writers=2)
 
 

@@ -5,8 +5,8 @@ of optimizer steps, same seed. The reference pads every micro-batch to a multipl
 the loop's default: packed micro-batches (train/packing.py) where the model allows, else length-
 grouped padding. Tokens/s counts non-pad tokens, so the ratio is how much less padding and
 attention over padding costs. Packed micro-batches are the reference's batches, so the losses
-agree up to dropout's draws. Each loop runs twice, alternating, after a warm-up; the faster run of
-each is kept (losses are the same in both runs: same seed, same batches).
+agree up to dropout's draws. Each loop runs train_repeats times, alternating, after a warm-up; the
+fastest run of each is kept (losses are the same in every run: same seed, same batches).
 """
 
 from __future__ import annotations
@@ -64,13 +64,13 @@ def measure(s: Settings, base=None, tokenizer=None) -> dict:
     grouped = epoch_batches(lengths, s.micro_batch_size, True, torch.Generator().manual_seed(0))
     pads = {"reference": padding_tokens(plain, lengths), "grouped": padding_tokens(grouped, lengths),
             "packed": sum(padded_length(n) - n for n in (sum(lengths[i] for i in batch) for batch in plain))}
-    # One short warm-up run of each (first-call allocations, lazy imports), then each loop twice,
-    # alternating, keeping each loop's faster run: a 2-core machine's noise is of the order of the
-    # difference measured.
+    # One short warm-up run of each (first-call allocations, lazy imports), then each loop
+    # s.train_repeats times, alternating, keeping each loop's fastest run: a 2-core machine's noise
+    # is of the order of the difference measured.
     for reference in (True, False):
         run_one(replace(s, train_steps=2), base, tokenizer, feats, reference=reference)
     runs: dict[bool, list[dict]] = {True: [], False: []}
-    for _ in range(2):
+    for _ in range(s.train_repeats):
         for reference in (True, False):
             runs[reference].append(run_one(s, base, tokenizer, feats, reference=reference))
     reference, ours = (max(runs[kind], key=lambda r: r["tokens_per_s"]) for kind in (True, False))
@@ -79,6 +79,8 @@ def measure(s: Settings, base=None, tokenizer=None) -> dict:
         "mean_tokens_per_example": sum(lengths) / len(lengths),
         "reference": reference, "ours": ours,
         "reference_tokens_per_s": reference["tokens_per_s"], "ours_tokens_per_s": ours["tokens_per_s"],
+        "all_runs_tokens_per_s": {"reference": [r["tokens_per_s"] for r in runs[True]],
+                                  "ours": [r["tokens_per_s"] for r in runs[False]]},
         "speedup": ours["tokens_per_s"] / reference["tokens_per_s"] if reference["tokens_per_s"] else None,
         "reference_loss": reference["final_loss"], "ours_loss": ours["final_loss"],
         "ours_loop": "packed" if ours["packed"] else "length-grouped padding",

@@ -33,6 +33,9 @@ class TrainConfig:
     learning_rate: float = 3e-4
     warmup_steps: int = 100
     weight_decay: float = 0.0
+    # Gradient clipping to this global norm before each optimizer step: transformers.TrainingArguments'
+    # default (1.0), which finetune.py leaves as is. null: no clipping.
+    max_grad_norm: float | None = 1.0
     cutoff_len: int = 256
     train_on_inputs: bool = True
     group_by_length: bool = True  # peft-bench default; the reference used False (only used when not packing)
@@ -60,6 +63,10 @@ class TrainConfig:
         _check(0 < self.learning_rate < 10, "train.learning_rate", self.learning_rate, "a number in (0, 10)")
         _check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "train.warmup_steps", self.warmup_steps, "an integer >= 0")
         _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number >= 0")
+        _check(self.max_grad_norm is None or (isinstance(self.max_grad_norm, (int, float))
+                                              and not isinstance(self.max_grad_norm, bool)
+                                              and 0 < self.max_grad_norm < float("inf")),
+               "train.max_grad_norm", self.max_grad_norm, "null or a finite number > 0")
         _check(isinstance(self.cutoff_len, int) and self.cutoff_len >= 8, "train.cutoff_len", self.cutoff_len, "an integer >= 8")
         _check(isinstance(self.train_on_inputs, bool), "train.train_on_inputs", self.train_on_inputs, "true or false")
         _check(isinstance(self.group_by_length, bool), "train.group_by_length", self.group_by_length, "true or false")

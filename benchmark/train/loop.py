@@ -1,6 +1,7 @@
 """A lean PyTorch training loop with the LLM-Adapters finetune.py semantics.
 
-AdamW over trainable parameters, linear warmup then linear decay to 0 (transformers'
+AdamW over trainable parameters, gradients clipped to a global norm of cfg.max_grad_norm (the
+Trainer's default 1.0), linear warmup then linear decay to 0 (transformers'
 get_linear_schedule_with_warmup), gradient accumulation of batch_size // micro_batch_size
 micro-batches per optimizer step, causal-LM loss computed by the model from `labels` (so peft's
 prompt-learning wrappers can prepend their -100s), padding to a multiple of 8.
@@ -243,6 +244,8 @@ def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str 
                     # Weight each micro-batch mean by its share of the step's label tokens.
                     (loss * (n / step_tokens)).backward()
                 step_loss += loss.item() * n / step_tokens
+            if cfg.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
             if cfg.max_seconds is not None and time.perf_counter() - started > cfg.max_seconds:

@@ -79,5 +79,6 @@ def train_mlm(model, tokenizer, documents: list[str], settings: MlmSettings, dev
     steps = settings.max_steps or total_optimizer_steps(len(token_ids), probe)
     cfg = TrainConfig(epochs=1, batch_size=settings.batch_size, micro_batch_size=settings.batch_size,
                       learning_rate=settings.learning_rate, max_steps=steps, warmup_steps=int(settings.warmup_ratio * steps),
-                      weight_decay=0.01, cutoff_len=settings.max_length, group_by_length=False, seed=settings.seed)
+                      weight_decay=0.01, cutoff_len=settings.max_length, group_by_length=False, seed=settings.seed,
+                      max_grad_norm=None)  # unclipped, as when the zoo's encoders were stamped
     return train(model, tokenizer, features, cfg, device=device, log_every=max(1, steps // 10))
