@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from benchmark.registry.spec import TrainConfig
@@ -189,3 +190,26 @@ def test_non_finite_loss_raises_naming_the_step():
     with pytest.raises(FloatingPointError, match="non-finite loss at step 3"):
         train(model, tiny_tokenizer(), features([6, 8, 7, 9]), cfg)
     assert not model.training
+
+
+def test_clipping_bounds_the_global_gradient_norm_at_the_optimizer_step():
+    assert TrainConfig().max_grad_norm == 1.0  # transformers.TrainingArguments' default, kept by finetune.py
+    with pytest.raises(ValueError, match="train.max_grad_norm"):
+        TrainConfig(max_grad_norm=0)
+    norms = {}
+    for clip in (None, 0.05):
+        model = tiny_llama()
+        params = list(model.parameters())
+
+        def capture(_optimizer, _args, _kwargs, params=params, clip=clip):
+            norms[clip] = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])))
+
+        handle = register_optimizer_step_pre_hook(capture)
+        try:
+            cfg = TrainConfig(epochs=1, batch_size=4, micro_batch_size=4, learning_rate=1e-3, warmup_steps=0,
+                              max_steps=1, max_grad_norm=clip)
+            train(model, tiny_tokenizer(), features([6, 8, 7, 9]), cfg)
+        finally:
+            handle.remove()
+    assert norms[None] > 0.1  # the raw gradient is larger than the bound
+    assert norms[0.05] == pytest.approx(0.05, rel=1e-4)
