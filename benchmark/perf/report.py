@@ -69,12 +69,13 @@ def markdown(fig: dict) -> str:
     return "\n".join(lines)
 
 
-def write(fig: dict, out_dir: Path, json_file: Path | None = None) -> list[Path]:
+def write(fig: dict, out_dir: Path, json_file: Path | None = None, name: str = "perf", render=None) -> list[Path]:
+    """<name>.json and <name>.md in out_dir (and the JSON again at json_file)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(fig, indent=1, sort_keys=True, default=str)
-    paths = [out_dir / "perf.json", out_dir / "perf.md"]
+    paths = [out_dir / f"{name}.json", out_dir / f"{name}.md"]
     paths[0].write_text(text)
-    paths[1].write_text(markdown(fig))
+    paths[1].write_text((render or markdown)(fig))
     if json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)
         json_file.write_text(text)
@@ -133,14 +134,6 @@ def device_markdown(fig: dict) -> str:
 
 
 def write_device(fig: dict, out_dir: Path, json_file: Path | None = None) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = "perf-" + fig["settings"]["device"].split(":")[0]
-    text = json.dumps(fig, indent=1, sort_keys=True, default=str)
-    paths = [out_dir / f"{name}.json", out_dir / f"{name}.md"]
-    paths[0].write_text(text)
-    paths[1].write_text(device_markdown(fig))
-    if json_file is not None:
-        json_file.parent.mkdir(parents=True, exist_ok=True)
-        json_file.write_text(text)
-        paths.append(json_file)
-    return paths
+    """perf-<device>.json / .md: the GPU figures."""
+    return write(fig, out_dir, json_file, name="perf-" + fig["settings"]["device"].split(":")[0],
+                 render=device_markdown)
