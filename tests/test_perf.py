@@ -119,3 +119,27 @@ def test_eval_batch_size_from_free_memory():
         gpu.eval_batch_size(model, per, 200, 256, 0)
     with pytest.raises(ValueError, match="memory_fraction"):
         gpu.eval_batch_size(model, per, 200, 256, 4, memory_fraction=1.5)
+
+
+def test_device_perf_records_a_loop_that_goes_non_finite_and_measures_the_rest(tmp_path):
+    """A loop whose loss turns NaN (here: every padded forward in training) is recorded as failed with its
+    error; the packed loop is still measured and the report shows both."""
+    from benchmark.perf import accelerator
+
+    base, tok = accelerator.build(accelerator.TINY)
+
+    def poison_padded(module, _args, kwargs, output):
+        if module.training and kwargs.get("attention_mask") is not None:
+            output.loss = output.loss * float("nan")
+        return output
+
+    base.register_forward_hook(poison_padded, with_kwargs=True)
+    figures = accelerator.train_figures(accelerator.TINY, base, tok, log=lambda *_: None)
+    assert [(r["mode"], r["gradient_checkpointing"]) for r in figures["failed"]] == [("reference", False),
+                                                                                     ("grouped", False)]
+    assert all("non-finite loss at step 1" in r["error"] for r in figures["failed"])
+    assert [r["mode"] for r in figures["runs"]] == ["packed"] and figures["gradient_checkpointing"]["packed"]
+    assert figures["speedup_vs_reference"] == {}
+    text = report.device_markdown({"settings": {"device": "cpu", "dtype": "float32", "train_steps": 2},
+                                   "machine": {"torch": "t", "transformers": "t"}, "train": figures})
+    assert "| 4 | reference | failed: non-finite loss at step 1" in text and "| 4 | packed |" in text

@@ -173,7 +173,7 @@ def _train_one(s: DeviceSettings, base, tok, feats, micro: int, mode: str, check
     _sync(s.device)
     n_matmul = matmul_params(base)
     lengths = [len(f["input_ids"]) for f in feats]
-    mean_sq = sum(n * n for n in lengths) / len(lengths)
+    mean_sq = sum(n * n for n in lengths) / len(lengths)  # of the data set: the steps' examples are a sample
     config = base.config
     # attention FLOPs per example (causal): forward 2 x 2 x hidden x n^2 / 2 per layer, backward twice that
     attention_per_example = 6 * config.num_hidden_layers * config.hidden_size * mean_sq
@@ -195,21 +195,23 @@ def train_figures(s: DeviceSettings, base, tok, log=print) -> dict:
                               cutoff_len=s.cutoff_len), tok)
     for mode in MODES:  # warm-up: kernels, allocator, the packing probe
         train_one(s, base, tok, feats, s.micro_batch_sizes[0], mode, steps=3)
-    runs = []
-    failed = []
-    for micro in s.micro_batch_sizes:
-        for mode in MODES:
-            run = train_one(s, base, tok, feats, micro, mode)
-            if "error" in run:
-                failed.append(run)
-                log(f"perf[{s.device}]: train micro {micro} {mode}: {run['error']}")
-                if s.device.startswith("cuda"):  # the same loop on SDPA's math kernel: a kernel's doing?
-                    failed.append(train_one(s, base, tok, feats, micro, mode, math_sdpa=True))
-                    log(f"perf[{s.device}]: ... on the math kernel: {failed[-1].get('error', 'finite')}")
-                continue
+    runs, failed = [], []
+    plan = [(micro, mode, False) for micro in s.micro_batch_sizes for mode in MODES]
+    plan.append((s.micro_batch_sizes[-1], "packed", True))  # + gradient checkpointing
+    for micro, mode, checkpointing in plan:
+        run = train_one(s, base, tok, feats, micro, mode, checkpointing)
+        if "error" not in run:
             runs.append(run)
             log(f"perf[{s.device}]: train micro {micro} {mode}: {run['tokens_per_s']:,.0f} tokens/s")
-    checkpointed = train_one(s, base, tok, feats, s.micro_batch_sizes[-1], "packed", checkpointing=True)
+            continue
+        log(f"perf[{s.device}]: train micro {micro} {mode}: {run['error']}")
+        if s.device.startswith("cuda"):  # the same loop on SDPA's math kernel: a kernel's doing?
+            rerun = train_one(s, base, tok, feats, micro, mode, checkpointing, math_sdpa=True)
+            run["math_sdpa_rerun"] = rerun.get("error", "finite")
+            log(f"perf[{s.device}]: ... on the math kernel: {run['math_sdpa_rerun']}")
+        failed.append(run)
+    checkpointed = next((r for r in runs if r["gradient_checkpointing"]), None)
+    runs = [r for r in runs if not r["gradient_checkpointing"]]
     by = {(r["micro_batch_size"], r["mode"]): r for r in runs}
     speedups = {f"{micro}.{mode}": by[(micro, mode)]["tokens_per_s"] / by[(micro, "reference")]["tokens_per_s"]
                 for micro in s.micro_batch_sizes for mode in MODES

@@ -98,7 +98,7 @@ def device_markdown(fig: dict) -> str:
                   f"{_f(t['mean_tokens_per_example'], 1)} tokens per example)", "",
                   "| micro-batch | loop | non-pad tokens/s | vs reference | loss | peak GiB | TFLOP/s | MFU |",
                   "|---|---|---|---|---|---|---|---|"]
-        for r in t["runs"] + [t["gradient_checkpointing"]]:
+        for r in t["runs"] + ([t["gradient_checkpointing"]] if t.get("gradient_checkpointing") else []):
             ratio = None if r["gradient_checkpointing"] else t["speedup_vs_reference"].get(
                 f"{r['micro_batch_size']}.{r['mode']}")
             loop = r["mode"] + (" + gradient checkpointing" if r["gradient_checkpointing"] else "")
@@ -107,8 +107,9 @@ def device_markdown(fig: dict) -> str:
                          f"{_f(ratio) + 'x' if ratio else '-'} | {_f(r['final_loss'], 4)} | {_f(r['peak_memory_gib'])} | "
                          f"{_f(r['achieved_tflops'], 1)} | {_f(r['mfu'] * 100 if r['mfu'] else None, 1)}% |")
         for r in t.get("failed", []):
-            lines.append(f"| {r['micro_batch_size']} | {r['mode']}{' (math SDPA kernel)' if r.get('math_sdpa') else ''} | "
-                         f"failed: {r['error']} | - | - | - | - | - |")
+            rerun = f"; on the math SDPA kernel: {r['math_sdpa_rerun']}" if "math_sdpa_rerun" in r else ""
+            loop = r["mode"] + (" + gradient checkpointing" if r["gradient_checkpointing"] else "")
+            lines.append(f"| {r['micro_batch_size']} | {loop} | failed: {r['error']}{rerun} | - | - | - | - | - |")
         lines += ["", f"MFU: 4N FLOPs per token for a frozen base (N = {_f(t['matmul_params'], 0)} matmul parameters) "
                   f"plus causal attention, against {_f(t['peak_bf16_tflops'], 0)} TFLOP/s dense bf16.", ""]
     e = fig.get("eval", {})
