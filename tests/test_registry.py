@@ -44,8 +44,13 @@ def test_trial_id_changes_with_any_setting_and_only_then():
 
     for change in ({"train": dataclasses.replace(spec.train, learning_rate=1e-4)},
                    {"method_args": {**spec.method_args, "r": 4}}, {"model": "tiny-gptj"},
-                   {"eval_data": spec.eval_data[:1]}):
+                   {"eval_data": spec.eval_data[:1]},
+                   # the loop's packing and clipping change results, so they are part of the id even at
+                   # their defaults (not in _ADDED_LATER): trials stored before them are not reused as theirs
+                   {"train": dataclasses.replace(spec.train, packing=False)},
+                   {"train": dataclasses.replace(spec.train, max_grad_norm=None)}):
         assert dataclasses.replace(spec, **change).trial_id != spec.trial_id
+    assert {"packing", "max_grad_norm"} <= set(spec.identity()["train"])
     # Resources and display fields do not change what a trial computes.
     assert dataclasses.replace(spec, cell={"x": "y"}).trial_id == spec.trial_id
 
