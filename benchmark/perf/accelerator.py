@@ -23,6 +23,8 @@ import copy
 import time
 from dataclasses import asdict, dataclass, replace
 
+from benchmark.perf.training import LORA_ARGS, REFERENCE_LOOP
+
 SHAPES = {
     # TinyLlama-1.1B (arXiv 2401.02385): the 1B-class LLaMA shape.
     "llama-1b": {"hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 22, "num_attention_heads": 32,
@@ -33,8 +35,7 @@ SHAPES = {
 }
 # Dense bf16 tensor-core peak by the vendors' datasheets (TFLOP/s), matched on the device name.
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
-LORA_ARGS = {"r": 8, "alpha": 16}
-MODES = {"reference": {"group_by_length": False, "packing": False},  # finetune.py: padded, plain shuffle
+MODES = {"reference": REFERENCE_LOOP,
          "grouped": {"group_by_length": True, "packing": False},
          "packed": {"group_by_length": False, "packing": True}}
 

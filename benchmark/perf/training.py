@@ -17,6 +17,7 @@ from dataclasses import replace
 from benchmark.perf.settings import Settings
 
 LORA_ARGS = {"r": 8, "alpha": 16}
+REFERENCE_LOOP = {"group_by_length": False, "packing": False}  # finetune.py: padded, plain shuffle
 
 
 def features(s: Settings, tokenizer) -> list[dict]:
@@ -31,7 +32,7 @@ def features(s: Settings, tokenizer) -> list[dict]:
 def _config(s: Settings, reference: bool):
     from benchmark.registry.spec import TrainConfig
 
-    loop = {"group_by_length": False, "packing": False} if reference else {}  # ours: TrainConfig's defaults
+    loop = REFERENCE_LOOP if reference else {}  # ours: TrainConfig's defaults
     return TrainConfig(batch_size=s.micro_batch_size, micro_batch_size=s.micro_batch_size, max_steps=s.train_steps,
                        learning_rate=3e-3, warmup_steps=0, cutoff_len=s.cutoff_len, seed=0, **loop)
 

@@ -27,6 +27,8 @@ if the per-example losses agree. Otherwise the loop pads (length-grouped), as be
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import math
 import warnings
@@ -102,29 +104,32 @@ def _layout_of(position_ids: torch.Tensor) -> _Layout:
     return _last_layout[1]
 
 
+@functools.cache
 def _varlen():
-    """torch's variable-length flash attention (CUDA, half precision), or None where torch lacks it."""
+    """(varlen_attn, its keyword arguments for causal attention, whether it takes GQA) from torch's
+    variable-length flash attention (CUDA, half precision), or None where torch lacks it. Looked up
+    once: the attention of every layer asks. The 2.10/2.11 API takes is_causal, later ones a window,
+    where (-1, 0) is causal."""
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:
         return None
-    return varlen_attn
-
-
-def _varlen_attention(varlen_attn, query, key, value, layout: _Layout, scaling):
-    """One flash call over the packed row, whatever the number of examples (torch.nn.attention.varlen;
-    the 2.10/2.11 API takes is_causal, later ones a window, where (-1, 0) is causal)."""
-    import inspect
-
-    q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))  # (width, heads, dim)
     params = inspect.signature(varlen_attn).parameters
-    if k.shape[1] != q.shape[1] and "enable_gqa" not in params:
-        groups = q.shape[1] // k.shape[1]
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-    kwargs = {"scale": scaling}
-    if "enable_gqa" in params and k.shape[1] != q.shape[1]:
-        kwargs["enable_gqa"] = True
-    kwargs.update({"is_causal": True} if "is_causal" in params else {"window_size": (-1, 0)})
+    causal = {"is_causal": True} if "is_causal" in params else {"window_size": (-1, 0)}
+    return varlen_attn, causal, "enable_gqa" in params
+
+
+def _varlen_attention(varlen, query, key, value, layout: _Layout, scaling):
+    """One flash call over the packed row, whatever the number of examples."""
+    varlen_attn, causal, takes_gqa = varlen
+    q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))  # (width, heads, dim)
+    kwargs = {"scale": scaling, **causal}
+    if k.shape[1] != q.shape[1]:
+        if takes_gqa:
+            kwargs["enable_gqa"] = True
+        else:
+            groups = q.shape[1] // k.shape[1]
+            k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
     out = varlen_attn(q, k, v, layout.cu_seqlens, layout.cu_seqlens, layout.max_length, layout.max_length, **kwargs)
     return out.unsqueeze(0)  # (1, width, heads, dim)
 
@@ -140,9 +145,9 @@ def packed_attention(module, query, key, value, attention_mask, scaling=None, dr
                            "as queries")
     layout = _layout_of(position_ids)
     p = dropout if module.training else 0.0
-    varlen_attn = _varlen()
-    if varlen_attn is not None and query.is_cuda and query.dtype in (torch.float16, torch.bfloat16) and p == 0.0:
-        return _varlen_attention(varlen_attn, query, key, value, layout, scaling), None
+    varlen = _varlen()
+    if varlen is not None and query.is_cuda and query.dtype in (torch.float16, torch.bfloat16) and p == 0.0:
+        return _varlen_attention(varlen, query, key, value, layout, scaling), None
     groups = query.shape[1] // key.shape[1]
     if groups > 1:
         key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
