@@ -108,8 +108,8 @@ def _layout_of(position_ids: torch.Tensor) -> _Layout:
 def _varlen():
     """(varlen_attn, its keyword arguments for causal attention, whether it takes GQA) from torch's
     variable-length flash attention (CUDA, half precision), or None where torch lacks it. Looked up
-    once: the attention of every layer asks. The 2.10/2.11 API takes is_causal, later ones a window,
-    where (-1, 0) is causal."""
+    once: the attention of every layer asks. torch 2.11 and 2.13 take a window, where (-1, 0) is causal
+    (run on an H200 with 2.11); is_causal is for a version that takes that instead."""
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:
