@@ -24,12 +24,19 @@ def test_tiny_perf_run_outputs_identical_and_json_keys(tmp_path):
     train = figures["train"]  # ours: the loop's default, packed on llama; the reference padded
     assert train["ours"]["packed"] is True and train["reference"]["packed"] is False and train["ours_loop"] == "packed"
     assert train["epoch_pad_tokens"]["ours"] == train["epoch_pad_tokens"]["packed"] <= train["epoch_pad_tokens"]["reference"]
+    # The protocol's accumulation (16 a step in micro-batches of 4): the reference runs each micro-batch,
+    # ours fills forwards of up to 4 x 128 tokens; then both again with micro-batches of 16, one forward a step.
+    assert train["reference"]["forwards_per_step"] == 4 and train["ours"]["forwards_per_step"] < 4
+    whole = train["micro_batch_equals_batch"]
+    assert whole["micro_batch_size"] == whole["batch_size"] == 16 and whole["ours"]["packed"]
+    assert whole["reference"]["forwards_per_step"] == whole["ours"]["forwards_per_step"] == 1
     assert figures["plan"]["trials"] == settings.TINY.plan_trials
     assert figures["store"]["rows_read"] == settings.TINY.store_trials
     paths = report.write(figures, tmp_path / "perf", tmp_path / "out.json")
     stored = json.loads((tmp_path / "out.json").read_text())
     assert stored["eval"]["outputs_identical"] is True and "speedup" in stored["train"]
-    assert "| evaluation" in (tmp_path / "perf" / "perf.md").read_text()
+    text = (tmp_path / "perf" / "perf.md").read_text()
+    assert "| evaluation" in text and "With micro-batches of 16 (one forward a step" in text
     assert len(paths) == 3
 
 
@@ -41,16 +48,17 @@ def test_device_perf_runs_every_part_on_a_tiny_shape_and_reports_it(tmp_path):
     figures = accelerator.run(accelerator.TINY, log=lambda *_: None, save=saved.append)
     assert len(saved) == 3  # after each part, so a run cut short keeps what it measured
     train = figures["train"]
-    assert not train["failed"] and {(r["micro_batch_size"], r["mode"]) for r in train["runs"]} == {
-        (4, "reference"), (4, "grouped"), (4, "packed")}
+    assert not train["failed"] and {(r["batch_size"], r["micro_batch_size"], r["mode"]) for r in train["runs"]} == {
+        (8, 4, "reference"), (8, 4, "grouped"), (8, 4, "packed")}
     assert [r["packed"] for r in train["runs"]] == [False, False, True]
+    assert [r["forwards_per_step"] for r in train["runs"]][0] == 2  # the reference: one per micro-batch
     assert train["gradient_checkpointing"]["gradient_checkpointing"] is True
-    assert set(train["speedup_vs_reference"]) == {"4.grouped", "4.packed"}
+    assert set(train["speedup_vs_reference"]) == {"8/4.grouped", "8/4.packed"}
     assert figures["eval"]["speedup"] > 0 and figures["identity_fp32"]["outputs_identical"] is True
     paths = report.write_device(figures, tmp_path, tmp_path / "gpu.json")
     assert [p.name for p in paths] == ["perf-cpu.json", "perf-cpu.md", "gpu.json"]
     text = (tmp_path / "perf-cpu.md").read_text()
-    assert "| 4 | packed |" in text and "outputs identical **True**" in text
+    assert "| 8/4 | packed |" in text and "outputs identical **True**" in text
 
 
 def test_device_perf_without_cuda_is_a_clear_error():
@@ -62,7 +70,7 @@ def test_device_perf_without_cuda_is_a_clear_error():
     with pytest.raises(UserError, match="no CUDA device"):
         accelerator.run(accelerator.DeviceSettings(), log=lambda *_: None)
     args = build_parser().parse_args(["perf", "--device", "cuda", "--quick"])
-    assert args.device == "cuda" and accelerator.pick(args.device, args.quick).micro_batch_sizes == (16,)
+    assert args.device == "cuda" and accelerator.pick(args.device, args.quick).batches == ((16, 4), (16, 16))
 
 
 def test_perf_command_line():
@@ -75,6 +83,12 @@ def test_perf_command_line():
 def test_settings_validate_with_the_field_name():
     with pytest.raises(ValueError, match="perf.train_steps"):
         settings.Settings(train_steps=0)
+    with pytest.raises(ValueError, match="perf.batch_size"):
+        settings.Settings(batch_size=10, micro_batch_size=4)
+    from benchmark.perf import accelerator
+
+    with pytest.raises(ValueError, match="perf.batches"):
+        accelerator.DeviceSettings(batches=((16, 5),))
 
 
 def test_synthetic_grid_has_exactly_the_requested_trials(tmp_path):
@@ -142,4 +156,4 @@ def test_device_perf_records_a_loop_that_goes_non_finite_and_measures_the_rest(t
     assert figures["speedup_vs_reference"] == {}
     text = report.device_markdown({"settings": {"device": "cpu", "dtype": "float32", "train_steps": 2},
                                    "machine": {"torch": "t", "transformers": "t"}, "train": figures})
-    assert "| 4 | reference | failed: non-finite loss at step 1" in text and "| 4 | packed |" in text
+    assert "| 8/4 | reference | - | failed: non-finite loss at step 1" in text and "| 8/4 | packed |" in text

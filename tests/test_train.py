@@ -10,7 +10,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from benchmark.registry.spec import TrainConfig
 from benchmark.train import TrainStats, train
-from benchmark.train.batching import length_grouped_batches, padding_tokens, plain_batches
+from benchmark.train.batching import length_grouped_batches, packed_rows, padding_tokens, plain_batches
 from benchmark.train.collate import collate, count_loss_tokens
 from benchmark.train.loop import linear_schedule, split_validation, total_optimizer_steps
 
@@ -89,6 +89,28 @@ def test_batching_is_seeded():
     assert a == b and a != c
 
 
+def test_packed_rows_fill_the_budget_in_order_and_feed_every_example_once():
+    lengths = torch.randint(5, 120, (300,), generator=torch.Generator().manual_seed(0)).tolist()
+    step = torch.randperm(300, generator=torch.Generator().manual_seed(1))[:64].tolist()
+    budget = 4 * 128
+
+    def tokens(row):
+        return sum(lengths[i] for i in row)
+
+    rows = packed_rows(step, lengths, budget)
+    assert [i for row in rows for i in row] == step  # every example once, in the step's order
+    assert all(tokens(row) <= budget for row in rows)
+    assert all(tokens(a + b[:1]) > budget for a, b in zip(rows, rows[1:]))  # a row ends only when full
+    assert len(rows) < 64 / 4  # fewer than the reference's micro-batches of 4
+
+
+def test_packed_rows_take_an_example_longer_than_the_budget_alone():
+    assert packed_rows([0, 1, 2], [300, 10, 10], 256) == [[0], [1, 2]]
+    assert packed_rows([1, 0, 2], [300, 10, 10], 256) == [[1], [0], [2]]
+    with pytest.raises(ValueError, match="budget"):
+        packed_rows([0], [5], 0)
+
+
 # ---- schedule and split ----
 
 def test_linear_warmup_then_decay_to_zero():
@@ -127,19 +149,29 @@ def test_loss_decreases_when_memorising_a_few_sequences():
     assert not model.training
 
 
-def test_gradient_accumulation_matches_one_big_batch():
+@pytest.mark.parametrize("loop", ["reference", "packed", "grouped"])
+def test_gradient_accumulation_matches_one_big_batch(loop):
+    """However a step's examples are split into forwards (padded: the micro-batches; packed: as few rows
+    as fit in micro_batch_size x cutoff_len tokens), the update is the one big batch's."""
     feats = features([5, 9, 13, 6, 11, 7, 16, 8])  # unequal label counts per micro-batch
-    params = {}
+    flags = {"reference": {"packing": False, "group_by_length": False}, "packed": {},
+             "grouped": {"packing": False}}[loop]
+    params, forwards = {}, {}
     for micro in (4, 8, 2):
         model = tiny_llama()
         cfg = TrainConfig(epochs=1, batch_size=8, micro_batch_size=micro, learning_rate=1e-3, warmup_steps=0,
-                          max_steps=1, group_by_length=False)
-        train(model, tiny_tokenizer(), feats, cfg)
-        params[micro] = torch.cat([p.detach().flatten() for p in model.parameters()])
+                          max_steps=1, cutoff_len=16, **flags)
+        stats = train(model, tiny_tokenizer(), feats, cfg)
+        assert stats.packed == (loop == "packed")
+        params[micro], forwards[micro] = torch.cat([p.detach().flatten() for p in model.parameters()]), stats.forwards
     moved = (params[8] - torch.cat([p.detach().flatten() for p in tiny_llama().parameters()])).abs().max()
     assert moved > 5e-4  # the step did something (Adam's first step moves ~lr)
     assert (params[4] - params[8]).abs().max() < 1e-5
     assert (params[2] - params[8]).abs().max() < 1e-5
+    if loop == "packed":  # 75 tokens in rows of at most 2, 4 and 8 x 16 tokens
+        assert forwards == {2: 3, 4: 2, 8: 1}
+    else:  # padded micro-batches run as they come
+        assert forwards == {2: 4, 4: 2, 8: 1}
 
 
 def test_training_is_deterministic_under_a_seed():

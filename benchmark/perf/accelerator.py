@@ -6,7 +6,8 @@ random weights, in bf16, on the device. The data are the embedded tasks (the emb
 ids all fit in the vocabulary).
 
 - training: the same LoRA (r 8, LLM-Adapters' targets) trained the same steps by the reference
-  loop (padded, plain shuffle), length-grouped padding and packing, at a few micro-batch sizes;
+  loop (padded, plain shuffle), length-grouped padding and packing, at a few (batch, micro-batch)
+  sizes: the protocol's 16/4, where ours feeds a step in fewer, fuller forwards, and micro = batch;
   non-pad tokens/s, loss, peak memory, and model FLOP utilisation (MFU) against the chip's dense
   bf16 peak: a frozen base costs 4N FLOPs per token (forward 2N, input gradients 2N; no weight
   gradients), plus attention (causal: 6 x layers x hidden x n^2 per example of n tokens, forward
@@ -48,7 +49,8 @@ class DeviceSettings:
     train_dataset: str = "emb-math_10k"
     train_examples: int = 2048
     train_steps: int = 60
-    micro_batch_sizes: tuple[int, ...] = (16, 64)
+    # (examples a step, micro-batch size): LLM-Adapters' math commands (16/4), then one forward a step
+    batches: tuple[tuple[int, int], ...] = ((16, 4), (16, 16), (64, 64))
     cutoff_len: int = 256
     eval_dataset: str = "emb-gsm8k"
     eval_prompts: int = 120
@@ -63,12 +65,15 @@ class DeviceSettings:
             raise ValueError(f"perf.shape: got {self.shape!r}; allowed: {', '.join(SHAPES)}")
         if self.dtype not in ("bfloat16", "float32"):
             raise ValueError(f"perf.dtype: got {self.dtype!r}; allowed: bfloat16, float32")
+        if not self.batches or any(len(b) != 2 or b[1] < 1 or b[0] % b[1] for b in self.batches):
+            raise ValueError(f"perf.batches: got {self.batches!r}; allowed: (batch, micro_batch) pairs, the batch a "
+                             "multiple of the micro-batch")
         if self.reference_prompts > self.eval_prompts or self.identity_prompts > self.eval_prompts:
             raise ValueError("perf.reference_prompts / identity_prompts: allowed: at most eval_prompts")
 
 
 TINY = DeviceSettings(shape="tiny", device="cpu", dtype="float32", train_examples=32, train_steps=2,
-                      micro_batch_sizes=(4,), cutoff_len=64, eval_prompts=3, reference_prompts=2, max_new_tokens=6,
+                      batches=((8, 4),), cutoff_len=64, eval_prompts=3, reference_prompts=2, max_new_tokens=6,
                       identity_prompts=2, identity_new_tokens=4)
 
 
@@ -136,7 +141,7 @@ def _peak_gib(device: str) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else None
 
 
-def train_one(s: DeviceSettings, base, tok, feats, micro: int, mode: str, checkpointing: bool = False,
+def train_one(s: DeviceSettings, base, tok, feats, batch: tuple[int, int], mode: str, checkpointing: bool = False,
               steps: int | None = None, math_sdpa: bool = False) -> dict:
     """One loop's figures, or its error; math_sdpa: SDPA's reference (math) kernel only, to tell a
     kernel's non-finite result from the model's."""
@@ -145,12 +150,12 @@ def train_one(s: DeviceSettings, base, tok, feats, micro: int, mode: str, checkp
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     with sdpa_kernel([SDPBackend.MATH]) if math_sdpa else contextlib.nullcontext():
-        result = _train_one(s, base, tok, feats, micro, mode, checkpointing, steps)
+        result = _train_one(s, base, tok, feats, batch, mode, checkpointing, steps)
     result["math_sdpa"] = math_sdpa
     return result
 
 
-def _train_one(s: DeviceSettings, base, tok, feats, micro: int, mode: str, checkpointing: bool,
+def _train_one(s: DeviceSettings, base, tok, feats, batch: tuple[int, int], mode: str, checkpointing: bool,
                steps: int | None) -> dict:
     import torch
 
@@ -159,16 +164,17 @@ def _train_one(s: DeviceSettings, base, tok, feats, micro: int, mode: str, check
     from benchmark.train import train
 
     steps = steps or s.train_steps
+    (batch_size, micro), which = batch, {"batch_size": batch[0], "micro_batch_size": batch[1]}
     torch.manual_seed(0)
     model = methods.apply(copy.deepcopy(base), "lora", dict(LORA_ARGS))
-    cfg = TrainConfig(batch_size=micro, micro_batch_size=micro, max_steps=steps, learning_rate=3e-4, warmup_steps=0,
+    cfg = TrainConfig(batch_size=batch_size, micro_batch_size=micro, max_steps=steps, learning_rate=3e-4, warmup_steps=0,
                       cutoff_len=s.cutoff_len, gradient_checkpointing=checkpointing, seed=0, **MODES[mode])
     _reset_peak(s.device)
     _sync(s.device)
     try:
         stats = train(model, tok, feats, cfg, device=s.device, log_every=steps)
     except FloatingPointError as error:  # recorded; the other loops are still measured
-        return {"mode": mode, "micro_batch_size": micro, "gradient_checkpointing": checkpointing,
+        return {"mode": mode, **which, "gradient_checkpointing": checkpointing,
                 "error": str(error),
                 "nan_in_trainable": any(bool(p.isnan().any()) for p in model.parameters() if p.requires_grad)}
     _sync(s.device)
@@ -178,11 +184,12 @@ def _train_one(s: DeviceSettings, base, tok, feats, micro: int, mode: str, check
     config = base.config
     # attention FLOPs per example (causal): forward 2 x 2 x hidden x n^2 / 2 per layer, backward twice that
     attention_per_example = 6 * config.num_hidden_layers * config.hidden_size * mean_sq
-    flops = 4 * n_matmul * stats.tokens + attention_per_example * steps * micro
+    flops = 4 * n_matmul * stats.tokens + attention_per_example * steps * batch_size
     peak = peak_tflops(s.device)
     achieved = flops / stats.seconds / 1e12 if stats.seconds else None
     del model
-    return {"mode": mode, "micro_batch_size": micro, "steps": stats.steps, "packed": stats.packed,
+    return {"mode": mode, **which, "steps": stats.steps, "packed": stats.packed,
+            "forwards_per_step": stats.forwards / stats.steps if stats.steps else None,
             "gradient_checkpointing": checkpointing, "tokens": stats.tokens, "seconds": stats.seconds,
             "tokens_per_s": stats.tokens_per_s, "final_loss": stats.final_loss, "peak_memory_gib": _peak_gib(s.device),
             "achieved_tflops": achieved, "mfu": achieved / peak if achieved and peak else None}
@@ -195,28 +202,29 @@ def train_figures(s: DeviceSettings, base, tok, log=print) -> dict:
     feats = features(Settings(train_dataset=s.train_dataset, train_examples=s.train_examples,
                               cutoff_len=s.cutoff_len), tok)
     for mode in MODES:  # warm-up: kernels, allocator, the packing probe
-        train_one(s, base, tok, feats, s.micro_batch_sizes[0], mode, steps=3)
+        train_one(s, base, tok, feats, s.batches[0], mode, steps=3)
     runs, failed = [], []
-    plan = [(micro, mode, False) for micro in s.micro_batch_sizes for mode in MODES]
-    plan.append((s.micro_batch_sizes[-1], "packed", True))  # + gradient checkpointing
-    for micro, mode, checkpointing in plan:
-        run = train_one(s, base, tok, feats, micro, mode, checkpointing)
+    plan = [(batch, mode, False) for batch in s.batches for mode in MODES]
+    plan.append((s.batches[-1], "packed", True))  # + gradient checkpointing
+    for batch, mode, checkpointing in plan:
+        run = train_one(s, base, tok, feats, batch, mode, checkpointing)
+        name = f"batch {batch[0]} micro {batch[1]} {mode}" + (" + checkpointing" if checkpointing else "")
         if "error" not in run:
             runs.append(run)
-            log(f"perf[{s.device}]: train micro {micro} {mode}: {run['tokens_per_s']:,.0f} tokens/s")
+            log(f"perf[{s.device}]: train {name}: {run['tokens_per_s']:,.0f} tokens/s")
             continue
-        log(f"perf[{s.device}]: train micro {micro} {mode}: {run['error']}")
+        log(f"perf[{s.device}]: train {name}: {run['error']}")
         if s.device.startswith("cuda"):  # the same loop on SDPA's math kernel: a kernel's doing?
-            rerun = train_one(s, base, tok, feats, micro, mode, checkpointing, math_sdpa=True)
+            rerun = train_one(s, base, tok, feats, batch, mode, checkpointing, math_sdpa=True)
             run["math_sdpa_rerun"] = rerun.get("error", "finite")
             log(f"perf[{s.device}]: ... on the math kernel: {run['math_sdpa_rerun']}")
         failed.append(run)
     checkpointed = next((r for r in runs if r["gradient_checkpointing"]), None)
     runs = [r for r in runs if not r["gradient_checkpointing"]]
-    by = {(r["micro_batch_size"], r["mode"]): r for r in runs}
-    speedups = {f"{micro}.{mode}": by[(micro, mode)]["tokens_per_s"] / by[(micro, "reference")]["tokens_per_s"]
-                for micro in s.micro_batch_sizes for mode in MODES
-                if mode != "reference" and (micro, mode) in by and (micro, "reference") in by}
+    by = {(r["batch_size"], r["micro_batch_size"], r["mode"]): r for r in runs}
+    speedups = {f"{b}/{m}.{mode}": by[(b, m, mode)]["tokens_per_s"] / by[(b, m, "reference")]["tokens_per_s"]
+                for b, m in s.batches for mode in MODES
+                if mode != "reference" and (b, m, mode) in by and (b, m, "reference") in by}
     return {"runs": runs, "failed": failed, "gradient_checkpointing": checkpointed, "speedup_vs_reference": speedups,
             "matmul_params": matmul_params(base), "peak_bf16_tflops": peak_tflops(s.device),
             "mean_tokens_per_example": sum(len(f["input_ids"]) for f in feats) / len(feats)}
@@ -323,4 +331,4 @@ def run(s: DeviceSettings, log=print, save=None, only: tuple[str, ...] = ("train
 
 def pick(device: str, quick: bool) -> DeviceSettings:
     chosen = DeviceSettings(device=device)
-    return replace(chosen, micro_batch_sizes=(16,), eval_prompts=64, reference_prompts=2) if quick else chosen
+    return replace(chosen, batches=((16, 4), (16, 16)), eval_prompts=64, reference_prompts=2) if quick else chosen

@@ -24,8 +24,8 @@ def _trial_start_to_first_step(s: Settings) -> dict:
     from benchmark.registry.spec import TrainConfig
     from benchmark.train import train
 
-    cfg = TrainConfig(batch_size=s.micro_batch_size, micro_batch_size=s.micro_batch_size, max_steps=1,
-                      warmup_steps=0, cutoff_len=s.cutoff_len, max_train_examples=s.micro_batch_size)
+    cfg = TrainConfig(batch_size=s.batch_size, micro_batch_size=s.micro_batch_size, max_steps=1,
+                      warmup_steps=0, cutoff_len=s.cutoff_len, max_train_examples=s.batch_size)
     marks = {}
     started = time.perf_counter()
     examples = load_examples(catalogue.dataset(s.train_dataset), None)[:cfg.max_train_examples]

@@ -31,8 +31,10 @@ def markdown(fig: dict) -> str:
         f"reference batch 1, ours batch {e['batch_size']}) | "
         f"{_f(e['reference_examples_per_s'])} ({_f(e['reference_s'])} s) | {_f(e['ours_examples_per_s'])} "
         f"({_f(e['ours_s'])} s) | {_f(e['speedup'], 1)}x | >= 20x, {tick.get(met.get('eval.speedup'), '-')} |",
-        f"| training, non-pad tokens/s ({t['steps']} steps of {t['micro_batch_size']}, LoRA; reference padded, "
-        f"ours {t.get('ours_loop', 'length-grouped padding')}) | "
+        f"| training, non-pad tokens/s ({t['steps']} steps of {t['batch_size']} examples in micro-batches of "
+        f"{t['micro_batch_size']}, LoRA; reference: each micro-batch padded, "
+        f"{_f(t['reference']['forwards_per_step'], 1)} forwards a step; ours {t['ours_loop']}, "
+        f"{_f(t['ours']['forwards_per_step'], 1)} forwards a step) | "
         f"{_f(t['reference_tokens_per_s'], 0)} | {_f(t['ours_tokens_per_s'], 0)} | {_f(t['speedup'])}x | "
         f">= 1.3x, {tick.get(met.get('train.speedup'), '-')} |",
         f"| trial start to first optimizer step | cold {_f(o['cold_s'])} s | warm {_f(o['warm_s'])} s | "
@@ -55,6 +57,7 @@ def markdown(fig: dict) -> str:
         f"pad tokens per epoch: reference {t['epoch_pad_tokens']['reference']:,}, "
         f"peft-bench {t['epoch_pad_tokens']['ours']:,} (mean example {_f(t['mean_tokens_per_example'], 1)} tokens).",
         "",
+        *_one_forward_a_step(t),
         f"Store: one writer alone takes {_f(st['write_ms_per_trial_one_writer'], 2)} ms per trial file (Arrow "
         f"table, Parquet footer, rename); the runner's Ray workers write theirs side by side, and each "
         f"worker rolls its last 256 trial files up into one, so a read opens ~1 file per 256 trials. "
@@ -67,6 +70,16 @@ def markdown(fig: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _one_forward_a_step(t: dict) -> list[str]:
+    """The comparison again with micro-batches as large as the batch: packing's gain alone."""
+    u = t.get("micro_batch_equals_batch")
+    if not u:
+        return []
+    return [f"With micro-batches of {u['micro_batch_size']} (one forward a step in both loops, so what packing "
+            f"alone gains): reference {_f(u['reference_tokens_per_s'], 0)}, peft-bench {_f(u['ours_tokens_per_s'], 0)} "
+            f"tokens/s, {_f(u['speedup'])}x; loss {_f(u['reference_loss'], 4)} vs {_f(u['ours_loss'], 4)}.", ""]
 
 
 def write(fig: dict, out_dir: Path, json_file: Path | None = None, name: str = "perf", render=None) -> list[Path]:
@@ -96,20 +109,22 @@ def device_markdown(fig: dict) -> str:
     elif t:
         lines += [f"## Training (LoRA r 8, {fig['settings']['train_steps']} steps, embedded math_10k, mean "
                   f"{_f(t['mean_tokens_per_example'], 1)} tokens per example)", "",
-                  "| micro-batch | loop | non-pad tokens/s | vs reference | loss | peak GiB | TFLOP/s | MFU |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| batch / micro | loop | forwards a step | non-pad tokens/s | vs reference | loss | peak GiB | TFLOP/s "
+                  "| MFU |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in t["runs"] + ([t["gradient_checkpointing"]] if t.get("gradient_checkpointing") else []):
-            ratio = None if r["gradient_checkpointing"] else t["speedup_vs_reference"].get(
-                f"{r['micro_batch_size']}.{r['mode']}")
+            sizes = f"{r['batch_size']}/{r['micro_batch_size']}"
+            ratio = None if r["gradient_checkpointing"] else t["speedup_vs_reference"].get(f"{sizes}.{r['mode']}")
             loop = r["mode"] + (" + gradient checkpointing" if r["gradient_checkpointing"] else "")
             loop += "" if r["packed"] or r["mode"] != "packed" else " (fell back to padding)"
-            lines.append(f"| {r['micro_batch_size']} | {loop} | {_f(r['tokens_per_s'], 0)} | "
+            lines.append(f"| {sizes} | {loop} | {_f(r['forwards_per_step'], 1)} | {_f(r['tokens_per_s'], 0)} | "
                          f"{_f(ratio) + 'x' if ratio else '-'} | {_f(r['final_loss'], 4)} | {_f(r['peak_memory_gib'])} | "
                          f"{_f(r['achieved_tflops'], 1)} | {_f(r['mfu'] * 100 if r['mfu'] else None, 1)}% |")
         for r in t.get("failed", []):
             rerun = f"; on the math SDPA kernel: {r['math_sdpa_rerun']}" if "math_sdpa_rerun" in r else ""
             loop = r["mode"] + (" + gradient checkpointing" if r["gradient_checkpointing"] else "")
-            lines.append(f"| {r['micro_batch_size']} | {loop} | failed: {r['error']}{rerun} | - | - | - | - | - |")
+            lines.append(f"| {r['batch_size']}/{r['micro_batch_size']} | {loop} | - | failed: {r['error']}{rerun} | - | - "
+                         "| - | - | - |")
         lines += ["", f"MFU: 4N FLOPs per token for a frozen base (N = {_f(t['matmul_params'], 0)} matmul parameters) "
                   f"plus causal attention, against {_f(t['peak_bf16_tflops'], 0)} TFLOP/s dense bf16.", ""]
     e = fig.get("eval", {})

@@ -15,9 +15,11 @@ class Settings:
     eval_batch_size: int | None = None  # examples per batch of our decoding; None: as the runner sizes it
     train_dataset: str = "emb-math_10k"
     train_examples: int = 1024
-    train_steps: int = 64  # one epoch of train_examples at micro_batch_size
+    train_steps: int = 64  # one epoch of train_examples at batch_size
     train_repeats: int = 3  # each loop's runs, alternating; the fastest of each is kept
-    micro_batch_size: int = 16
+    # LLM-Adapters' math commands: batches of 16 in micro-batches of 4 (gradient accumulation 4).
+    batch_size: int = 16
+    micro_batch_size: int = 4
     cutoff_len: int = 256
     plan_trials: int = 10_000
     store_trials: int = 10_000
@@ -26,12 +28,15 @@ class Settings:
 
     def __post_init__(self):
         for name in ("eval_prompts", "max_new_tokens", "num_beams", "eval_batch_size", "train_examples",
-                     "train_steps", "train_repeats", "micro_batch_size", "plan_trials", "store_trials", "store_writers"):
+                     "train_steps", "train_repeats", "batch_size", "micro_batch_size", "plan_trials", "store_trials", "store_writers"):
             value = getattr(self, name)
             if name in ("eval_batch_size", "store_writers") and value is None:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"perf.{name}: got {value!r}; allowed: an integer >= 1")
+        if self.batch_size % self.micro_batch_size:
+            raise ValueError(f"perf.batch_size: got {self.batch_size}; allowed: a multiple of micro_batch_size "
+                             f"({self.micro_batch_size})")
         if self.cutoff_len < 8:
             raise ValueError(f"perf.cutoff_len: got {self.cutoff_len!r}; allowed: an integer >= 8")
         if self.threads is not None and self.threads < 1:
@@ -46,7 +51,7 @@ FULL = Settings()
 QUICK = Settings(eval_prompts=96, train_examples=512, train_steps=32)
 # For the test suite: every code path, seconds.
 TINY = Settings(eval_prompts=3, max_new_tokens=6, eval_batch_size=2, train_examples=32, train_steps=2, train_repeats=1,
-                micro_batch_size=4, cutoff_len=64, plan_trials=40, store_trials=20, store_writers=2)
+                batch_size=16, micro_batch_size=4, cutoff_len=128, plan_trials=40, store_trials=20, store_writers=2)
 
 
 def pick(quick: bool, model: str | None = None) -> Settings:

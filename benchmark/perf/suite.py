@@ -43,7 +43,7 @@ def run(s: Settings, log=print) -> dict:
     log(f"perf: evaluation, {s.eval_prompts} prompts, {s.num_beams} beams, max_new_tokens {s.max_new_tokens}")
     figures = {"settings": s.to_dict(), "machine": machine()}
     figures["eval"] = evaluation.measure(s, model, tokenizer)
-    log(f"perf: training, {s.train_steps} steps of {s.micro_batch_size}")
+    log(f"perf: training, {s.train_steps} steps of {s.batch_size} in micro-batches of {s.micro_batch_size}")
     figures["train"] = training.measure(s, model, tokenizer)
     log("perf: trial overhead, cold and warm")
     figures["overhead"] = overhead.measure(s)

@@ -22,7 +22,11 @@ micro_batch_size a pure memory knob: the update does not depend on how the batch
 Micro-batches are packed (train/packing.py: one row, no padding, attention kept inside each example)
 where the model allows it and a probe at the start confirms packed and unpacked losses agree; the
 micro-batches are then the reference's plainly shuffled ones. Otherwise they are padded, and length
-grouped when cfg.group_by_length.
+grouped when cfg.group_by_length. Packed, the examples of an optimizer step go through the model in
+as few rows as fit in micro_batch_size x cutoff_len tokens (batching.packed_rows): with the
+token-weighted loss above, how a step is split changes only rounding, dropout's draws, speed and
+memory. Padded micro-batches run as they come (a padded row's cost also depends on what a method
+adds per row, e.g. virtual tokens, so merging them could exceed the memory the reference needs).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import torch
 
 from benchmark.models.attention import base_of
 from benchmark.registry.spec import TrainConfig
-from benchmark.train.batching import epoch_batches
+from benchmark.train.batching import epoch_batches, packed_rows
 from benchmark.train.collate import collate, loss_weight
 from benchmark.train.packing import pack, packed_forward, packing_matches
 
@@ -60,6 +64,7 @@ class TrainStats:
     best_dev: float | None = None
     stopped_early: bool = False
     packed: bool = False  # micro-batches were packed (else padded)
+    forwards: int = 0  # model forwards (and backwards) run: the micro-batches, or fewer, fuller packed rows
 
 
 def linear_schedule(warmup_steps: int, total_steps: int):
@@ -228,8 +233,12 @@ def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str 
     try:
         for step in range(1, total_steps + 1):
             chosen = [next(stream) for _ in range(cfg.grad_accum_steps)]
+            if packing:  # a step's examples in as few rows as memory allows
+                chosen = packed_rows([i for indices in chosen for i in indices], lengths,
+                                     cfg.micro_batch_size * cfg.cutoff_len)
             micro = [make_batch([train_set[i] for i in indices]) for indices in chosen]
             stats.tokens += sum(lengths[i] for indices in chosen for i in indices)
+            stats.forwards += len(micro)
             counts = [loss_weight(b) for b in micro]
             step_tokens = sum(counts)
             step_loss = 0.0

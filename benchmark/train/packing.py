@@ -1,11 +1,13 @@
-"""Packed micro-batches: the examples of a micro-batch side by side in one row, no padding between them.
+"""Packed rows: examples side by side in one row, no padding between them.
 
 A padded micro-batch costs every row the width of its longest example: on the embedded math_10k at
 16 examples, a third more tokens than the examples hold. Length grouping brings that to ~5%, but
 batches of similar lengths are not the reference's batches: the loss after the same steps differs
 (measured: 6.97 against 6.87 after 60 steps on a 1B LLaMA shape). Packing feeds exactly the
 examples' tokens (the row is rounded up to a multiple of 8) whatever the lengths, so the
-micro-batches stay the reference's plainly shuffled ones and so does the loss.
+micro-batches stay the reference's plainly shuffled ones and so does the loss. The loop packs an
+optimizer step's examples into as few rows as fit in micro_batch_size x cutoff_len tokens
+(batching.packed_rows), so a step of short examples takes fewer forwards than micro-batches.
 
 Correct boundaries, the same loss as padding:
 - positions restart at 0 for every example (`position_ids`), so rotary embeddings see each example
