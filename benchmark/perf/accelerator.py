@@ -164,7 +164,8 @@ def _train_one(s: DeviceSettings, base, tok, feats, batch: tuple[int, int], mode
     from benchmark.train import train
 
     steps = steps or s.train_steps
-    (batch_size, micro), which = batch, {"batch_size": batch[0], "micro_batch_size": batch[1]}
+    batch_size, micro = batch
+    which = {"batch_size": batch_size, "micro_batch_size": micro}
     torch.manual_seed(0)
     model = methods.apply(copy.deepcopy(base), "lora", dict(LORA_ARGS))
     cfg = TrainConfig(batch_size=batch_size, micro_batch_size=micro, max_steps=steps, learning_rate=3e-4, warmup_steps=0,
