@@ -15,3 +15,9 @@ def did_you_mean(word: str, choices) -> str:
 
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def first_line(text: str | None) -> str:
+    """The first non-empty line of an error text (tracebacks stay in the store, progress shows this)."""
+    stripped = (text or "").strip()
+    return stripped.splitlines()[0] if stripped else "unknown error"
