@@ -40,8 +40,10 @@ test: venv browser
 test-all: venv browser
 	$(BIN)/python -m pytest -q -m "not gpu"
 
+# ruff, then the import layers (the contracts in pyproject.toml, [tool.importlinter]; docs/architecture.md).
 lint: venv
 	$(BIN)/ruff check benchmark tests
+	$(BIN)/lint-imports --no-cache --no-logo
 
 # A study: run each suite of $(1) (a failed run does not stop the others), then one report named $(2) over
 # all of them; the target fails at the end if any run or the report failed. EMBEDDED=1 rehearses it.

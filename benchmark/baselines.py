@@ -7,10 +7,12 @@ checks their shape, so a typo in a file fails loudly instead of showing up as a 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmark import metrics as metric_table
 from benchmark.errors import UserError, did_you_mean
 from benchmark.paths import SUITES_DIR
 from benchmark.registry.yamlio import check_keys, field_path, load_yaml, require
@@ -22,9 +24,9 @@ UNITS = ("percent",)
 # for a cell first, fallback (historical) tables only cells no primary table has, never tables are
 # not compared with runs at all (a contaminated split, a different training regime such as K-shot).
 COMPARE = ("primary", "fallback", "never")
-METRICS = ("accuracy", "mcc", "f1", "spearman", "pearson", "micro_f1", "macro_f1", "em",
-           "average", "relative_params", "relative_time")
-FILE_KEYS = {"name", "description", "vocabulary", "tables", "param_counts"}
+# The metric table's names, and what only published tables print (an average, cost ratios).
+METRICS = (*metric_table.names(), "average", "relative_params", "relative_time")
+FILE_KEYS = {"name", "description", "vocabulary", "tables", "param_counts", "run_variants", "params_note"}
 TABLE_KEYS = {"id", "title", "source", "metric", "unit", "columns", "notes", "rows", "std", "domains", "compare",
               "train_examples"}
 ROW_KEYS = {"model", "method", "kind", "values", "params", "note", "label", "variant", "source", "extra"}
@@ -74,6 +76,10 @@ class BaselineTable:
     # K of a low-resource protocol (UniPELT Table 1): the table is the comparison for runs trained on K
     # examples only, and for no other run (so it stays `never` for full-data runs).
     train_examples: int | None = None
+    # method -> the variant row a run of that method meets where the table prints no row without a variant
+    # (the file's `run_variants`: a library's default configuration is one of the paper's variants).
+    run_variants: dict = field(default_factory=dict)
+    params_note: str = ""  # the file's `params_note`: how its papers count trainable parameters
 
     def metric_of(self, column: str) -> str:
         return self.metric if isinstance(self.metric, str) else self.metric[column]
@@ -153,7 +159,7 @@ def _table(body, vocab: dict, file, where: str) -> BaselineTable:
     rows = tuple(_row(r, context, vocab, file, field_path(field_path(where, "rows"), i))
                  for i, r in enumerate(require(body, "rows", list, file, where)))
     seen = set()
-    for i, row in enumerate(rows):  # lookup() must find one row per (model, method, variant)
+    for i, row in enumerate(rows):  # find() must find one row per (model, method, variant)
         key = (row.model, row.method, row.variant)
         if key in seen:
             _fail(file, field_path(field_path(where, "rows"), i), f"duplicate model/method/variant {key}; add a distinct variant")
@@ -167,8 +173,20 @@ def _table(body, vocab: dict, file, where: str) -> BaselineTable:
                          std=std, domains=dict(domains), file=str(file), compare=compare, train_examples=k)
 
 
+def _run_variants(data: dict, tables: tuple[BaselineTable, ...], vocab: dict, file) -> dict:
+    """The file's `run_variants: {method: variant}`, each variant one the file prints for that method."""
+    body = data.get("run_variants", {}) or {}
+    if not isinstance(body, dict):
+        _fail(file, "run_variants", f"got {body!r}; allowed: a mapping of method -> variant")
+    for method, variant in body.items():
+        _choice(method, vocab["method"], file, field_path("run_variants", method))
+        printed = sorted({r.variant for t in tables for r in t.rows if r.method == method and r.variant})
+        _choice(variant, printed, file, field_path("run_variants", method))
+    return dict(body)
+
+
 @functools.cache  # files do not change during a run; reports look up many cells
-def _load_file(name: str, root: Path) -> tuple[tuple[BaselineTable, ...], dict]:
+def _load_file(name: str, root: Path) -> tuple[BaselineTable, ...]:
     file = root / f"{name}.yaml"
     if not file.is_file():
         known = sorted(p.stem for p in root.glob("*.yaml"))
@@ -179,39 +197,18 @@ def _load_file(name: str, root: Path) -> tuple[tuple[BaselineTable, ...], dict]:
     check_keys(vocab_body, {"models", "methods"}, file, "vocabulary")
     vocab = {k[:-1]: _strings(require(vocab_body, k, list, file, "vocabulary"), file, f"vocabulary.{k}") for k in ("models", "methods")}
     tables = tuple(_table(t, vocab, file, f"tables[{i}]") for i, t in enumerate(require(data, "tables", list, file, "")))
+    variants = _run_variants(data, tables, vocab, file)
+    params_note = require(data, "params_note", str, file, "") if "params_note" in data else ""
+    tables = tuple(dataclasses.replace(t, run_variants=variants, params_note=params_note) for t in tables)
     ids = [t.id for t in tables]
     if len(set(ids)) != len(ids):
         _fail(file, "tables", f"duplicate table ids in {ids}")
-    counts = {}
-    if "param_counts" in data:
+    if "param_counts" in data:  # the paper's printed counts, for readers of the file: validated, not read by code
         check_keys(data["param_counts"], PARAM_KEYS, file, "param_counts")
-        counts = require(data["param_counts"], "counts", dict, file, "param_counts")
-    return tables, counts
+        require(data["param_counts"], "counts", dict, file, "param_counts")
+    return tables
 
 
 def load(name: str, root: Path | None = None) -> list[BaselineTable]:
     """The validated tables of suites/baselines/<name>.yaml ("llm_adapters", "pt_unipelt")."""
-    return list(_load_file(name, Path(root or BASELINES_DIR))[0])
-
-
-def param_counts(name: str, root: Path | None = None) -> dict:
-    """The file's published trainable-parameter counts (its param_counts.counts mapping)."""
-    return _load_file(name, Path(root or BASELINES_DIR))[1]
-
-
-def lookup(table_id: str, model: str, method: str, column: str, variant: str | None = None,
-           root: Path | None = None) -> float | None:
-    """The published number for one cell; None when the paper printed no such row or cell.
-
-    An unknown table id or column is a UserError (a caller's typo), not a missing number.
-    """
-    root = Path(root or BASELINES_DIR)
-    tables = {t.id: t for path in sorted(root.glob("*.yaml")) for t in load(path.stem, root)}
-    if table_id not in tables:
-        raise UserError(f"baseline table {table_id!r} not found{did_you_mean(table_id, tables)}; allowed: {', '.join(tables)}")
-    table = tables[table_id]
-    if column not in table.columns:
-        raise UserError(f"baseline table {table_id}: column {column!r} not found{did_you_mean(column, table.columns)}; "
-                        f"allowed: {', '.join(table.columns)}")
-    row = table.find(model, method, variant)
-    return row.value(column) if row else None
+    return list(_load_file(name, Path(root or BASELINES_DIR)))

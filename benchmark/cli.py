@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, first_line
 
 
 def _print_table(rows: list[dict], columns: list[str]) -> None:
@@ -34,23 +34,24 @@ def cmd_list(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from benchmark.registry import expand, find_suite, parse_suite, suite_files
+    from benchmark.planner import plan
+    from benchmark.registry import find_suite, suite_files
     from benchmark.registry.catalogue import datasets, models
 
     models()
     datasets()
     files = [find_suite(s) for s in args.suites] if args.suites else suite_files()
     for file in files:
-        suite = parse_suite(file)
-        n = len(expand(suite))
-        print(f"ok  {file}  ({suite.name} v{suite.version}, {n} trials)")
+        suite, trials = plan(str(file))  # every trial resolved and checked, nothing loaded
+        print(f"ok  {file}  ({suite.name} v{suite.version}, {len(trials)} trials)")
     return 0
 
 
 def cmd_plan(args) -> int:
-    from benchmark.registry import plan
+    from benchmark.planner import plan
 
-    suite, specs = plan(args.suite, args.filter, embedded=args.embedded)
+    suite, trials = plan(args.suite, args.filter, embedded=args.embedded)
+    specs = [trial.spec for trial in trials]
     if args.json:
         print(json.dumps([s.to_dict() for s in specs], indent=1, default=str))
         return 0
@@ -67,12 +68,13 @@ def cmd_plan(args) -> int:
 
 def cmd_run(args) -> int:
     from benchmark.paths import data_dir
-    from benchmark.registry import plan
+    from benchmark.planner import plan
     from benchmark.scheduler import run_specs
     from benchmark.scheduler.tune_driver import check_address
     from benchmark.store.fs import locate
 
-    suite, specs = plan(args.suite, args.filter, embedded=args.embedded)
+    suite, trials = plan(args.suite, args.filter, embedded=args.embedded)  # every check before Ray starts
+    specs = [trial.spec for trial in trials]
     locate(args.results)  # a bad --results URI or --address fails here, before Ray starts
     if args.address is not None:
         check_address(args.address)
@@ -92,19 +94,21 @@ def cmd_run(args) -> int:
 
 
 def cmd_submit(args) -> int:
-    from benchmark.registry import plan
+    from benchmark.planner import plan
     from benchmark.scheduler import jobs
+    from benchmark.scheduler.command import RunOptions
 
-    _, specs = plan(args.suite, args.filter, embedded=args.embedded)  # a typo fails here, not on the cluster
+    _, trials = plan(args.suite, args.filter, embedded=args.embedded)  # a typo fails here, not on the cluster
     working_dir = Path(args.working_dir).resolve()
     if not working_dir.is_dir():
         raise UserError(f"--working-dir {args.working_dir!r}: not a directory; allowed: the folder to ship (default: .)")
-    entry = jobs.entrypoint(jobs.suite_argument(args.suite, working_dir), args.filter, args.embedded,
-                            jobs.remote_path("--results", args.results), jobs.remote_path("--data-dir", args.data_dir),
-                            args.max_concurrent, args.max_failures, args.retry_failed)
+    entry = jobs.entrypoint(RunOptions(
+        suite=jobs.suite_argument(args.suite, working_dir), results=jobs.remote_path("--results", args.results),
+        filters=args.filter, embedded=args.embedded, data_dir=jobs.remote_path("--data-dir", args.data_dir),
+        max_concurrent=args.max_concurrent, max_failures=args.max_failures, retry_failed=args.retry_failed))
     job_id = jobs.submit(args.address, entry, working_dir, args.env, args.driver_cpus, args.driver_gpus)
     print(job_id)
-    print(f"submitted {len(specs)} trials as {job_id}; follow it with: peft-bench jobs logs {job_id} --address {args.address}",
+    print(f"submitted {len(trials)} trials as {job_id}; follow it with: peft-bench jobs logs {job_id} --address {args.address}",
           file=sys.stderr)
     if not args.wait:
         return 0
@@ -129,20 +133,54 @@ def cmd_jobs(args) -> int:
     return 0
 
 
+def cmd_run_trial(args) -> int:
+    from benchmark.paths import data_dir
+    from benchmark.planner import plan
+    from benchmark.scheduler import core
+    from benchmark.store import Store
+    from benchmark.store.fs import locate
+
+    _, trials = plan(args.suite, args.filter, embedded=args.embedded)  # every check, as `run` does
+    spec = core.find_trial([trial.spec for trial in trials], args.trial_id, args.suite)
+    locate(args.results)  # a bad --results URI fails here, before the trial runs
+    results = core.absolute_root(args.results)
+    if not core.pending_specs(Store(results), [spec]):
+        print(f"{spec.trial_id}: already stored as ok in {args.results}; nothing to do")
+        return 0
+    result = core.run_and_store(spec, str(Path(data_dir(args.data_dir)).resolve()), results)
+    if result.status == "ok":
+        print(f"{spec.trial_id} ok; stored in {args.results}")
+        return 0
+    print(f"FAILED {spec.trial_id}: {first_line(result.error)} (stored in {args.results})")
+    return 1
+
+
 def cmd_slurm(args) -> int:
-    from benchmark.scheduler.slurm import SlurmOptions, build_script, positive_int
+    from benchmark.scheduler.slurm import SlurmOptions, build_script
+    from benchmark.scheduler.slurm_array import build_array_script
 
     opts = SlurmOptions(
-        suite=args.suite, nodes=positive_int("--nodes", args.nodes), gpus_per_node=positive_int("--gpus-per-node", args.gpus_per_node),
-        cpus_per_node=None if args.cpus_per_node is None else positive_int("--cpus-per-node", args.cpus_per_node),
-        partition=args.partition, time=args.time, account=args.account, job_name=args.job_name, results=args.results,
-        data_dir=args.data_dir, embedded=args.embedded, filters=args.filter, venv=args.venv)
-    script, n_trials = build_script(opts)
+        suite=args.suite, nodes=args.nodes, gpus_per_node=args.gpus_per_node, cpus_per_node=args.cpus_per_node,
+        gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task, partition=args.partition, time=args.time,
+        account=args.account, job_name=args.job_name, results=args.results, data_dir=args.data_dir, embedded=args.embedded,
+        filters=args.filter, venv=args.venv, max_concurrent=args.max_concurrent, max_failures=args.max_failures,
+        retry_failed=args.retry_failed)
+    if args.array:
+        built = build_array_script(opts)
+        if built.text is None:  # exit 0 and no script: there is nothing to submit
+            which = "stored as failed" if args.retry_failed else "not stored as ok"
+            print(f"nothing to run: no trial of {args.suite} ({built.total} planned) is {which} in {args.results}; "
+                  "no script written", file=sys.stderr)
+            return 0
+        script, what = built.text, f"{built.pending} array tasks, one per pending trial of {built.total}"
+    else:
+        script, n_trials = build_script(opts)
+        what = f"{n_trials} trials"
     if args.out is None:
         sys.stdout.write(script)
     else:
         Path(args.out).write_text(script)
-        print(f"wrote {args.out} ({n_trials} trials); submit with: sbatch {args.out}", file=sys.stderr)
+        print(f"wrote {args.out} ({what}); submit with: sbatch {args.out}", file=sys.stderr)
     return 0
 
 
@@ -178,7 +216,7 @@ def cmd_status(args) -> int:
         for spec in specs:
             if statuses.get(spec.trial_id) == "failed":
                 cell = "/".join(map(str, spec.cell.values())) or f"{spec.model}/{spec.method}"
-                why = (errors.get(spec.trial_id) or "unknown error").strip().splitlines()[0][:160]
+                why = first_line(errors.get(spec.trial_id))[:160]
                 print(f"FAILED {spec.trial_id} {cell}: {why}")
         print(f"rerun only these with: peft-bench run {args.suite} --retry-failed --results {args.results}")
     return 0
@@ -295,18 +333,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", required=True, help="the Ray dashboard: http://HEAD:8265")
     p.set_defaults(fn=cmd_jobs)
 
-    p = sub.add_parser("slurm", help="print an sbatch script that starts Ray on the allocation and runs the suite")
+    p = sub.add_parser("run-trial", help="run one trial of a suite in this process and store it (what every backend's "
+                       "worker runs); exit 0 ok or already stored, 1 failed",
+                       description="Plan SUITE (every plan-time check, as `run` does), run the trial TRIAL_ID in this "
+                       "process and store it exactly as `run` would (same row, same trial id). A trial already stored "
+                       "as ok is skipped. Exit status: 0 ok or already stored, 1 failed (stored with its error), "
+                       "2 a user error (one line).")
     suite_args(p)
-    p.add_argument("--nodes", required=True, help="nodes to allocate (exclusive, one Ray node each)")
-    p.add_argument("--gpus-per-node", required=True)
-    p.add_argument("--cpus-per-node", default=None, help="default: every CPU of the node")
+    p.add_argument("trial_id", help="a trial id, as `peft-bench plan SUITE` lists them")
+    p.add_argument("--results", default="results")
+    p.add_argument("--data-dir", default=None, help="root of the LLM-Adapters layout (else $PEFT_BENCH_DATA, ./data)")
+    p.set_defaults(fn=cmd_run_trial)
+
+    p = sub.add_parser("slurm", help="print an sbatch script: Ray started on the allocation runs the suite, or with "
+                       "--array one Slurm array task per pending trial (no Ray)")
+    suite_args(p)
+    p.add_argument("--array", action="store_true", help="one array task per trial not yet stored as ok, each running "
+                   "`peft-bench run-trial`; render again to resume (prints nothing when no trial is pending)")
+    p.add_argument("--nodes", default=None, help="Ray: nodes to allocate (exclusive, one Ray node each); required without --array")
+    p.add_argument("--gpus-per-node", default=None, help="Ray: required without --array")
+    p.add_argument("--cpus-per-node", default=None, help="Ray: default: every CPU of the node")
+    p.add_argument("--gpus-per-task", default=None, help="--array: GPUs per trial (default: the most a pending trial asks for)")
+    p.add_argument("--cpus-per-task", default=None, help="--array: CPUs per trial (default: the most a pending trial asks for)")
     p.add_argument("--partition", default=None)
-    p.add_argument("--time", default=None, help="Slurm time limit, e.g. 24:00:00 or 2-00:00:00")
+    p.add_argument("--time", default=None, help="Slurm time limit (per array task with --array), e.g. 24:00:00 or 2-00:00:00")
     p.add_argument("--account", default=None)
     p.add_argument("--job-name", default="peft-bench")
     p.add_argument("--results", default="results", help="shared storage; made absolute in the script")
     p.add_argument("--data-dir", default=None, help="root of the LLM-Adapters layout (else $PEFT_BENCH_DATA on the cluster)")
     p.add_argument("--venv", default=None, help="virtual environment (on shared storage) to activate on every node")
+    p.add_argument("--max-concurrent", default=None, help="at most this many trials at once (--array: the %% throttle)")
+    p.add_argument("--max-failures", default=2, help="Ray: retries per trial when its worker dies; --array: retries of "
+                   "a task killed by a signal")
+    p.add_argument("--retry-failed", action="store_true", help="run only the trials stored as failed")
     p.add_argument("--out", default=None, help="write the script to this file instead of stdout")
     p.set_defaults(fn=cmd_slurm)
 

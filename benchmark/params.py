@@ -37,7 +37,7 @@ def build(config, with_head: bool = False):
     import torch
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    from benchmark.methods.family import ENCODER_FAMILIES
+    from benchmark.registry.catalogue import ENCODER_FAMILIES
 
     encoder = config.model_type in ENCODER_FAMILIES
     if encoder:
@@ -64,12 +64,13 @@ def count_for(model: str, method: str, args: dict | None = None, with_head: bool
     from benchmark import methods
 
     entry = catalogue.model(model)
-    methods.build_config(method, args)  # a bad argument fails before anything is built
+    cfg = methods.build_config(method, args)  # a bad argument fails before anything is built
+    methods.check_supported(method, entry.model_family, cfg)  # so does a family the method does not support
     config = model_config(entry)
     net, head = build(config, with_head)
     model_class = type(net).__name__
     _, base_total = methods.count_parameters(net)
-    net = methods.apply(net, method, args)
+    net = methods.get(method).inject(net, cfg)
     trainable, total = methods.count_parameters(net)
     return {"model": entry.name, "source": entry.source, "method": method, "method_args": dict(args or {}),
             "trainable": trainable, "total": total, "trainable_pct": 100.0 * trainable / total,

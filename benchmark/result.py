@@ -10,7 +10,7 @@ from benchmark.registry.spec import TrialSpec
 @dataclass
 class Metric:
     eval_data: str  # dataset name
-    family: str  # math | commonsense | classification | qa (the report groups tables by it)
+    task_family: str  # the dataset's: math | commonsense | classification | qa (stored as eval_family)
     metric: str  # accuracy, f1, em, mcc, spearman ...
     value: float  # in percent for accuracy-like metrics, as papers print them
     n_examples: int

@@ -1,4 +1,4 @@
-"""The published-number files load, hold what the reference notes print, and reject bad input."""
+"""The published-number files load, hold the published numbers (docs/protocols/), and reject bad input."""
 
 import pytest
 
@@ -74,7 +74,7 @@ def test_both_files_load_with_unique_table_ids():
     ("squad_references", "roberta-base", "full", "squad_f1", None, 91.5),
 ])
 def test_transcribed_values_match_the_reference(table_id, model, method, column, variant, expected):
-    assert baselines.lookup(table_id, model, method, column, variant=variant) == pytest.approx(expected)
+    assert _tables()[table_id].find(model, method, variant).value(column) == pytest.approx(expected)
 
 
 def test_mean_std_cells_and_extras_and_params():
@@ -101,21 +101,6 @@ def test_mean_std_cells_and_extras_and_params():
     assert tables["unipelt_t1_k500"].metric_of("cola") == "mcc"
     assert tables["unipelt_t1_k500"].metric_of("stsb") == "spearman"
     assert tables["squad_references"].metric_of("squad_em") == "em"
-
-
-def test_param_counts():
-    counts = baselines.param_counts("llm_adapters")
-    assert counts["llama-7b"] == {"lora": "4.2M", "series": "200M", "adapterp": "66M", "parallel": "200M"}
-    assert counts["llama-13b"] == {"lora": "6.5M", "series": "314M", "adapterp": "104M", "parallel": "314M"}
-    assert counts["bloomz-7b"] == {"lora": "4M", "series": "125M", "adapterp": "62M", "parallel": "125M"}
-    assert counts["gptj-6b"] == {"lora": "3.7M", "series": "117M", "adapterp": "58M", "parallel": "176M"}
-    exact = baselines.param_counts("pt_unipelt")
-    assert exact["unipelt"]["trainable"] == 11_083_376
-    assert exact["pt_unipelt"]["trainable"] == 11_091_056
-    assert exact["ia3_prefix_seqbn_gated"]["trainable"] == 10_852_988
-    assert exact["unipelt_stack3"]["trainable"] == 33_250_128
-    for entry in exact.values():  # the printed percentages follow from the printed total
-        assert entry["trainable"] / 124_645_632 * 100 == pytest.approx(entry["percent"], abs=0.005)
 
 
 def test_printed_averages_equal_the_mean_of_the_cells():
@@ -159,12 +144,8 @@ def test_every_row_has_a_source_and_rows_are_percent():
         assert all(row.source or table.source for row in table.rows)
 
 
-def test_lookup_missing_cell_is_none_and_typos_are_user_errors():
-    assert baselines.lookup("llm_adapters_math_current", "llama-7b", "adapterp", "gsm8k") is None
-    with pytest.raises(UserError, match="did you mean 'llm_adapters_commonsense'"):
-        baselines.lookup("llm_adapters_commonsens", "llama-7b", "lora", "boolq")
-    with pytest.raises(UserError, match="did you mean 'ARC-Easy'"):
-        baselines.lookup("llm_adapters_commonsense", "llama-7b", "lora", "ARC-easy")
+def test_a_row_the_paper_did_not_print_is_not_found():
+    assert _tables()["llm_adapters_math_current"].find("llama-7b", "adapterp") is None
 
 
 _GOOD_ROW = "{model: llama-7b, method: lora, kind: paper, values: {a: 1.0, average: 1.0}}"
@@ -199,6 +180,9 @@ vocabulary: {{models: [llama-7b], methods: [lora]}}
     ({"top_extra": "tabels: []\n"}, r"tabels: unknown key \(did you mean 'tables'\?\)"),
     ({"row": _GOOD_ROW + "\n      - " + _GOOD_ROW}, r"rows\[1\]: duplicate model/method/variant"),
     ({"table_extra": "    compare: later\n"}, r"tables\[0\]\.compare: got 'later'; allowed: primary, fallback, never"),
+    ({"top_extra": "run_variants: {lora: APL}\n"}, r"run_variants\.lora: got 'APL'; allowed: $"),
+    ({"top_extra": "run_variants: {dora: X}\n"}, r"run_variants\.dora: got 'dora'.*allowed: lora"),
+    ({"top_extra": "params_note: [a]\n"}, r"params_note: got \['a'\]; allowed: a string"),
 ])
 def test_malformed_file_raises_user_error_naming_the_field(tmp_path, kwargs, message):
     root = _write(tmp_path, **kwargs)
@@ -207,11 +191,16 @@ def test_malformed_file_raises_user_error_naming_the_field(tmp_path, kwargs, mes
     assert "bad.yaml" in str(info.value)
 
 
+def test_run_variants_and_params_note_reach_every_table_of_the_file(tmp_path):
+    row = _GOOD_ROW.replace("kind: paper", "variant: AP, kind: paper")
+    (table,) = baselines.load("bad", root=_write(tmp_path, row=row, top_extra="run_variants: {lora: AP}\nparams_note: N\n"))
+    assert (table.run_variants, table.params_note) == ({"lora": "AP"}, "N")
+
+
 def test_well_formed_small_file_and_std_cells(tmp_path):
     root = _write(tmp_path, row=_GOOD_ROW.replace("a: 1.0", "a: {mean: 1, std: 2}"), table_extra="    std: true\n")
     (table,) = baselines.load("bad", root=root)
     assert table.rows[0].values["a"] == MeanStd(1.0, 2.0) and table.rows[0].value("a") == 1.0
-    assert baselines.lookup("t1", "llama-7b", "lora", "a", root=root) == 1.0
 
 
 def test_compare_says_how_a_report_uses_each_table(tmp_path):

@@ -2,23 +2,24 @@
 (sizes, labels, disjoint splits, learnable from words), the `text` format, the dev role and `split:`."""
 
 import json
+import re
 from collections import Counter
 
 import pytest
 
 from benchmark.data import load_examples, split_of
 from benchmark.data.embedded import dapt_tasks, encoder_pretraining_documents, generate_all, glue_tasks
-from benchmark.data.text_corpus import load_file as load_text
 from benchmark.errors import UserError
 from benchmark.registry import catalogue
 from benchmark.registry.catalogue import DatasetEntry, parse_datasets
+from benchmark.registry.formats.text import load_file as load_text
 
 GLUE = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte")
 DAPT = ("chemprot", "rct", "acl_arc", "sciie", "hyperpartisan", "agnews", "helpfulness", "imdb")
 METRICS = {"cola": "mcc", "sst2": "accuracy", "mrpc": "f1", "stsb": "spearman", "qqp": "f1", "mnli": "accuracy",
            "qnli": "accuracy", "rte": "accuracy", "chemprot": "micro_f1", "rct": "micro_f1", "acl_arc": "macro_f1",
            "sciie": "macro_f1", "hyperpartisan": "macro_f1", "agnews": "macro_f1", "helpfulness": "macro_f1",
-           "imdb": "macro_f1", "squad": "squad"}
+           "imdb": "macro_f1", "squad": "em"}
 DAPT_LABELS = {"chemprot": 5, "rct": 5, "acl_arc": 6, "sciie": 7, "hyperpartisan": 2, "agnews": 4, "helpfulness": 2,
                "imdb": 2}
 DOMAINS = ("biomed", "cs", "news", "reviews")
@@ -47,7 +48,7 @@ def test_catalogue_names_roles_metrics_and_twins(entries):
         assert real.embedded_twin == twin.name and twin.embedded and not real.embedded and real.source_note
         assert entries[f"{task}-train"].role == "train" and entries[f"{task}-train"].embedded_twin == f"emb-{task}-train"
         assert entries[f"emb-{task}-train"].role == "train"
-        assert real.family == ("qa" if task == "squad" else "classification")
+        assert real.task_family == ("qa" if task == "squad" else "classification")
     for task in DAPT:
         assert entries[f"{task}-dev"].role == entries[f"emb-{task}-dev"].role == "dev"
         assert entries[f"{task}-dev"].embedded_twin == f"emb-{task}-dev"
@@ -59,7 +60,7 @@ def test_catalogue_names_roles_metrics_and_twins(entries):
     assert entries["squad"].format == "squad-v1" and entries["squad-hf"].path == "rajpurkar/squad"
     for domain in DOMAINS:
         real, twin = entries[f"corpus-{domain}"], entries[f"emb-corpus-{domain}"]
-        assert real.format == twin.format == "text" and real.family == "corpus" and real.path == f"corpora/{domain}.txt"
+        assert real.format == twin.format == "text" and real.task_family == "corpus" and real.path == f"corpora/{domain}.txt"
         assert real.embedded_twin == twin.name and "DAPT" in real.source_note
     # the report maps each embedded eval set back to exactly one real one
     for entry in entries.values():
@@ -68,18 +69,54 @@ def test_catalogue_names_roles_metrics_and_twins(entries):
 
 
 def _parse(body: dict):
-    return parse_datasets({"datasets": {"x": {"path": "p", "family": "classification", **body}}}, __import__("pathlib").Path("d.yaml"))
+    return parse_datasets({"tables": {"t": {"title": "T"}}, "datasets": {"x": {"path": "p", "task_family": "classification", **body}}},
+                          __import__("pathlib").Path("d.yaml"))
+
+
+def test_catalogue_entry_carries_table_column_metrics_and_chance(entries):
+    assert (entries["cola"].table, entries["cola"].column, entries["rte"].column) == ("glue", 1, 8)
+    assert entries["squad"].metrics == ("em", "f1") and entries["squad"].metric == "em"
+    assert entries["gsm8k"].table == "math" and entries["gsm8k"].column is None  # default: its task family
+    assert entries["math_10k"].table is None  # training sets are in no table
+    assert (entries["AQuA"].labels, entries["AQuA"].chance) == (tuple("ABCDE"), 20.0)
+    assert (entries["boolq"].chance, entries["gsm8k"].chance, entries["cola"].chance) == (50.0, 0.0, None)
+    entry = _parse({"format": "glue-jsonl", "table": "t", "column": 3, "published_as": "X", "metrics": ["f1", "accuracy"]})["x"]
+    assert (entry.table, entry.column, entry.published_name, entry.metrics) == ("t", 3, "X", ("f1", "accuracy"))
+    legacy = parse_datasets({"datasets": {"x": {"path": "p", "family": "qa", "format": "squad-v1"}}},
+                            __import__("pathlib").Path("d.yaml"))["x"]
+    assert legacy.task_family == "qa"  # catalogues written before the rename still load
+
+
+def test_two_datasets_cannot_share_a_column(tmp_path):
+    body = {"format": "glue-jsonl", "path": "p", "task_family": "classification", "table": "t", "column": 1}
+    with pytest.raises(UserError, match="datasets.y.column: got 1, the position of x in table t"):
+        parse_datasets({"tables": {"t": {"title": "T"}}, "datasets": {"x": body, "y": body}}, tmp_path / "d.yaml")
 
 
 @pytest.mark.parametrize("body, message", [
     ({"format": "glue-jsonl", "role": "test"}, "datasets.x.role: got 'test'; allowed: train, dev, eval"),
-    ({"format": "llm-adapters", "split": "dev"}, "datasets.x.split: format 'llm-adapters' has no splits"),
+    ({"format": "llm-adapters", "task_family": "math", "split": "dev"}, "datasets.x.split: format 'llm-adapters' has no splits"),
     ({"format": "glue-jsonl", "split": ""}, "datasets.x.split: got ''"),
-    ({"format": "text"}, "datasets.x.family: got 'classification' with format 'text'"),
-    ({"format": "glue-jsonl", "family": "corpus"}, "datasets.x.family: got 'corpus' with format 'glue-jsonl'"),
+    ({"format": "glue-jsonl", "split": "nope"}, "datasets.x.split: got 'nope'; allowed: train, validation, test"),
+    ({"format": "text"}, "datasets.x.task_family: got 'classification' with format 'text'; allowed: corpus"),
+    ({"format": "glue-jsonl", "task_family": "corpus"}, "datasets.x.task_family: got 'corpus' with format 'glue-jsonl'"),
+    ({"format": "jsonl"}, "datasets.x.format: got 'jsonl'"),
+    ({"format": "glue-jsonl", "family": "qa"}, "datasets.x.family: given with task_family"),
+    ({"format": "glue-jsonl", "metric": "f2"}, "datasets.x.metric: got 'f2'"),
+    ({"format": "glue-jsonl", "metrics": ["em", "em"]}, "datasets.x.metrics: got ['em', 'em']; allowed: a list of distinct"),
+    ({"format": "glue-jsonl", "metric": "f1", "metrics": ["f1"]}, "datasets.x.metric: given with metrics"),
+    ({"format": "glue-jsonl", "table": "nope"}, "datasets.x.table: got 'nope'; allowed: t"),
+    ({"format": "glue-jsonl", "role": "train", "table": "t"}, "datasets.x.table: role 'train'; allowed: a table for eval"),
+    ({"format": "glue-jsonl", "column": 2}, "datasets.x.column: given without table"),
+    ({"format": "glue-jsonl", "table": "t", "column": 0}, "datasets.x.column: got 0; allowed: an integer >= 1"),
+    ({"format": "llm-adapters", "task_family": "math", "answer": "letter"}, "datasets.x.labels: answer: letter needs"),
+    ({"format": "llm-adapters", "task_family": "math", "answer": "letter", "labels": ["AB"]},
+     "datasets.x.labels: got ['AB']; allowed: single letters"),
+    ({"format": "llm-adapters", "task_family": "math", "answer": "word"}, "datasets.x.answer: got 'word'"),
+    ({"format": "llm-adapters", "task_family": "math", "max_new_tokens": True}, "datasets.x.max_new_tokens: got True"),
 ])
 def test_catalogue_rejects_bad_split_role_and_corpus_pairs(body, message):
-    with pytest.raises(UserError, match="^d.yaml: " + message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(UserError, match="^d.yaml: " + re.escape(message)):
         _parse(body)
 
 
@@ -121,7 +158,7 @@ def test_glue_labels_balanced_typed_and_hidden_on_test(files):
 
 
 def test_hidden_test_labels_load_as_none(entries):
-    test = DatasetEntry(name="emb-mnli-test", format="glue-jsonl", path="glue/mnli", family="classification",
+    test = DatasetEntry(name="emb-mnli-test", format="glue-jsonl", path="glue/mnli", task_family="classification",
                         split="test_matched", embedded=True)
     rows = load_examples(test, None)
     assert len(rows) == 100 and all(e.label is None for e in rows)
@@ -235,7 +272,7 @@ def test_text_format_reads_txt_and_jsonl(tmp_path):
     jsonl = tmp_path / "c.jsonl"
     jsonl.write_text(json.dumps({"text": "one", "id": 3}) + "\n\n" + json.dumps({"text": "two"}) + "\n")
     assert load_text(jsonl) == ["one", "two"]
-    entry = DatasetEntry(name="c", format="text", path="c.jsonl", family="corpus", role="train")
+    entry = DatasetEntry(name="c", format="text", path="c.jsonl", task_family="corpus", role="train")
     assert load_examples(entry, tmp_path) == ["one", "two"]
     with pytest.raises(UserError, match="dataset 'c': file not found"):
         load_examples(entry, tmp_path / "nowhere")
@@ -259,7 +296,7 @@ def test_text_format_errors_name_file_and_line(tmp_path, name, content, message)
 # ---- the dev role and the split override ----
 
 def _entry(fmt, path, role="eval", split=None, family="classification"):
-    return DatasetEntry(name="t", format=fmt, path=path, family=family, role=role, split=split, embedded=True)
+    return DatasetEntry(name="t", format=fmt, path=path, task_family=family, role=role, split=split, embedded=True)
 
 
 def test_dev_role_and_split_override_pick_the_split():
@@ -294,7 +331,7 @@ def test_hf_loader_reads_a_saved_glue_config_offline(tmp_path):
                                   "validation_matched": datasets.Dataset.from_dict(rows(3), features=features),
                                   "test_matched": datasets.Dataset.from_dict(rows(2, hidden=True), features=features)})
     saved.save_to_disk(str(tmp_path / "glue_mnli"))
-    base = {"format": "hf", "family": "classification", "embedded": False}
+    base = {"format": "hf", "task_family": "classification", "embedded": False}
     evals = load_examples(DatasetEntry(name="mnli", path="glue_mnli", split="validation_matched", **base), tmp_path)
     assert [(e.text, e.text_pair, e.label) for e in evals] == [(f"Tom saw {i} cats.", "Tom saw cats.", i) for i in range(3)]
     train = load_examples(DatasetEntry(name="mnli-train", path=str(tmp_path / "glue_mnli"), role="train", **base), None)

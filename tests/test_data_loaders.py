@@ -7,15 +7,12 @@ import pytest
 
 from benchmark.data import dataset_path, load_examples, resolve_root
 from benchmark.data.check import check
-from benchmark.data.dapt_jsonl import label_set
-from benchmark.data.dapt_jsonl import load_split as load_dapt
 from benchmark.data.embedded import write_all
 from benchmark.data.example import Example
-from benchmark.data.glue_jsonl import load_split as load_glue
-from benchmark.data.llm_adapters import load_file
-from benchmark.data.squad_v1 import load_split as load_squad
 from benchmark.errors import UserError
+from benchmark.registry import formats
 from benchmark.registry.catalogue import DatasetEntry
+from benchmark.registry.formats.llm_adapters import load_file
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +23,7 @@ def root(tmp_path_factory):
 
 
 def _entry(name="gsm8k", path="dataset/gsm8k/test.json", fmt="llm-adapters", role="eval", **kw):
-    return DatasetEntry(name=name, format=fmt, path=path, family="math", role=role,
+    return DatasetEntry(name=name, format=fmt, path=path, task_family="math", role=role,
                         source_note="LLM-Adapters repository: dataset/gsm8k/test.json", **kw)
 
 
@@ -82,21 +79,26 @@ def test_invalid_json_is_a_user_error(tmp_path):
         load_file(path, "x")
 
 
+def _split(root, fmt: str, path: str, split: str) -> list:
+    """One split read through the registered format, as load_examples does."""
+    return formats.get(fmt).load(formats.Source(dataset="t", root=root, path=path, split=split, labelled=True))
+
+
 def test_glue_dapt_squad_split_loaders(root):
-    sst2 = load_glue(root / "glue" / "sst2", "train")
+    sst2 = _split(root, "glue-jsonl", "glue/sst2", "train")
     assert len(sst2) == 2400 and sst2[0].text_pair is None and sst2[0].label in (0, 1)
-    rte = load_glue(root / "glue" / "rte", "validation")
+    rte = _split(root, "glue-jsonl", "glue/rte", "validation")
     assert rte[0].text_pair and rte[0].label in (0, 1)
-    assert all(e.label is None for e in load_glue(root / "glue" / "rte", "test"))
-    assert isinstance(load_glue(root / "glue" / "stsb", "train")[0].label, float)
-    chem = load_dapt(root / "dapt" / "chemprot", "dev")
-    assert len(chem) == 100 and "INHIBITOR" in label_set(chem)
-    dev = load_squad(root / "squad", "dev")
+    assert all(e.label is None for e in _split(root, "glue-jsonl", "glue/rte", "test"))
+    assert isinstance(_split(root, "glue-jsonl", "glue/stsb", "train")[0].label, float)
+    chem = _split(root, "dapt-jsonl", "dapt/chemprot", "dev")
+    assert len(chem) == 100 and "INHIBITOR" in {e.label for e in chem}
+    dev = _split(root, "squad-v1", "squad", "dev")
     ex = dev[0]
     assert len(ex.answers) == len(ex.answer_starts) == 3
     assert all(ex.context[s:s + len(t)] == t for t, s in zip(ex.answers, ex.answer_starts))
     with pytest.raises(UserError, match="allowed"):
-        load_glue(root / "glue" / "sst2", "dev")
+        _split(root, "glue-jsonl", "glue/sst2", "dev")
 
 
 def test_load_examples_dispatches_other_formats_by_role(root):

@@ -4,28 +4,20 @@ import math
 
 import pytest
 
+from benchmark import metrics
+from benchmark.errors import UserError
 from benchmark.evaluation import extract_answer, is_correct
-from benchmark.evaluation.metrics import (
-    accuracy,
-    f1_binary,
-    f1_macro,
-    f1_micro,
-    mcc,
-    normalize_answer,
-    pearson,
-    spearman,
-    squad_f1_single,
-    squad_scores,
-)
+from benchmark.metrics import normalize_answer, percent_true, token_f1
 from benchmark.registry.catalogue import DatasetEntry
 
-NUMERIC = DatasetEntry(name="num", format="llm-adapters", path="x.json", family="math", answer="number")
-LETTER = DatasetEntry(name="aqua", format="llm-adapters", path="x.json", family="math", answer="letter")
-OPTIONS = DatasetEntry(name="wino", format="llm-adapters", path="x.json", family="commonsense", answer="choice",
+NUMERIC = DatasetEntry(name="num", format="llm-adapters", path="x.json", task_family="math", answer="number")
+LETTER = DatasetEntry(name="aqua", format="llm-adapters", path="x.json", task_family="math", answer="letter",
+                      labels=("A", "B", "C", "D", "E"))
+OPTIONS = DatasetEntry(name="wino", format="llm-adapters", path="x.json", task_family="commonsense", answer="choice",
                        labels=("option1", "option2"))
-ANSWERS = DatasetEntry(name="arc", format="llm-adapters", path="x.json", family="commonsense", answer="choice",
+ANSWERS = DatasetEntry(name="arc", format="llm-adapters", path="x.json", task_family="commonsense", answer="choice",
                        labels=("answer1", "answer2", "answer3", "answer4", "answer5"))
-BOOL = DatasetEntry(name="bq", format="llm-adapters", path="x.json", family="commonsense", answer="choice",
+BOOL = DatasetEntry(name="bq", format="llm-adapters", path="x.json", task_family="commonsense", answer="choice",
                     labels=("true", "false"))
 
 
@@ -126,47 +118,80 @@ def test_rule_comes_from_the_catalogue_entry_by_name():
 def test_unknown_protocol_and_non_generation_rule():
     with pytest.raises(ValueError, match="protocol"):
         extract_answer(NUMERIC, "1", protocol="lenient")
-    span = DatasetEntry(name="sq", format="squad-v1", path="x", family="qa", answer="span")
+    span = DatasetEntry(name="sq", format="squad-v1", path="x", task_family="qa", answer="span")
     with pytest.raises(ValueError, match="not a generation rule"):
         extract_answer(span, "x")
 
 
-# ---- metrics ----
+# ---- metrics (the table in benchmark/metrics.py) ----
+
+def score(name, predictions, golds, labels=None, inputs=None):
+    return metrics.get(name, inputs).fn(predictions, golds, labels)
+
 
 def test_accuracy_in_percent():
-    assert accuracy([True, False, True, True]) == 75.0
+    assert percent_true([True, False, True, True]) == 75.0
+    assert score("accuracy", ["a", "b", "c", "d"], ["a", "x", "c", "d"]) == 75.0
     with pytest.raises(ValueError):
-        accuracy([])
+        percent_true([])
+    with pytest.raises(ValueError, match="no examples"):
+        score("accuracy", [], [])
 
 
 def test_f1_macro_micro_binary():
     golds = [0, 0, 1, 1, 2]
     preds = [0, 1, 1, 1, 0]
     # class 0: tp1 fp1 fn1 -> 0.5; class 1: tp2 fp1 fn0 -> 0.8; class 2: tp0 -> 0
-    assert f1_macro(preds, golds) == pytest.approx(100 * (0.5 + 0.8 + 0.0) / 3)
-    assert f1_micro(preds, golds) == pytest.approx(60.0)  # = accuracy for single-label
-    assert f1_binary([1, 1, 0, 0], [1, 0, 1, 0], positive=1) == pytest.approx(50.0)
+    assert score("macro_f1", preds, golds) == pytest.approx(100 * (0.5 + 0.8 + 0.0) / 3)
+    assert score("macro_f1", preds, golds, labels=(0, 1, 2, 3)) == pytest.approx(100 * (0.5 + 0.8) / 4)  # 3: never seen
+    assert score("micro_f1", preds, golds) == pytest.approx(60.0)  # = accuracy for single-label
+    assert score("f1", [1, 1, 0, 0], [1, 0, 1, 0]) == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="not among the labels"):
+        score("macro_f1", [0, 7], [0, 1], labels=(0, 1))
+
+
+def test_f1_positive_class_is_label_1_as_int_or_text_and_nothing_else():
+    assert score("f1", ["1", "1", "0", "0"], ["1", "0", "1", "0"]) == pytest.approx(50.0)
+    # not "the larger label": with labels 0/2 nothing is positive
+    assert score("f1", [2, 2, 0], [2, 2, 0]) == 0.0
+    assert metrics.positive_index(["0", "1", "2"]) == 1 and metrics.positive_index([0, 1]) == 1
 
 
 def test_mcc():
     # tp=2 tn=1 fp=1 fn=0: (2*1 - 1*0) / sqrt(3*2*1*2)
-    assert mcc([1, 1, 1, 0], [1, 1, 0, 0]) == pytest.approx(100 * 2 / math.sqrt(12))
-    assert mcc([1, 0, 1, 0], [1, 0, 1, 0]) == pytest.approx(100.0)
-    assert mcc([1, 1, 1, 1], [1, 0, 1, 0]) == 0.0  # undefined -> 0, as sklearn
+    assert score("mcc", [1, 1, 1, 0], [1, 1, 0, 0]) == pytest.approx(100 * 2 / math.sqrt(12))
+    assert score("mcc", [1, 0, 1, 0], [1, 0, 1, 0]) == pytest.approx(100.0)
+    assert score("mcc", [1, 1, 1, 1], [1, 0, 1, 0]) == 0.0  # undefined -> 0, as sklearn
 
 
 def test_correlations():
-    assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(100.0)
-    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-100.0)
-    assert spearman([1, 2, 3, 4], [1, 4, 9, 100]) == pytest.approx(100.0)  # monotone, not linear
+    assert score("pearson", [1, 2, 3], [2, 4, 6]) == pytest.approx(100.0)
+    assert score("pearson", [1, 2, 3], [3, 2, 1]) == pytest.approx(-100.0)
+    assert score("spearman", [1, 2, 3, 4], [1, 4, 9, 100]) == pytest.approx(100.0)  # monotone, not linear
     # ties share their average rank: x ranks [1.5,1.5,3], y ranks [1,2,3]
-    assert spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(100 * 0.8660254, rel=1e-6)
+    assert score("spearman", [1, 1, 2], [1, 2, 3]) == pytest.approx(100 * 0.8660254, rel=1e-6)
+    assert score("pearson", [1, 1, 1], [1, 2, 3]) == 0.0  # constant: undefined -> 0
+    with pytest.raises(ValueError, match="differ in length"):
+        score("spearman", [1, 2], [1])
 
 
 def test_squad_normalisation_and_scores():
     assert normalize_answer("The  Eiffel-Tower!") == "eiffeltower"
     assert normalize_answer("an apple a day") == "apple day"
-    assert squad_f1_single("the big red dog", "a red dog") == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
-    em, f1 = squad_scores(["Paris", "red dog"], [["paris", "City of Paris"], ["the big red dog"]])
-    assert em == pytest.approx(50.0)
-    assert f1 == pytest.approx(100 * (1.0 + 0.8) / 2)
+    assert token_f1("the big red dog", ["a red dog"]) == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
+    predictions, golds = ["Paris", "red dog"], [["paris", "City of Paris"], ["the big red dog"]]
+    assert score("em", predictions, golds, inputs="answers") == pytest.approx(50.0)
+    assert score("f1", predictions, golds, inputs="answers") == pytest.approx(100 * (1.0 + 0.8) / 2)
+    # a stored prediction's joined gold text scores as the answer list it came from
+    assert token_f1("red dog", metrics.join_answers(["x", "the big red dog", "x"])) == pytest.approx(0.8)
+
+
+def test_the_table_names_what_results_store_and_f1_depends_on_what_is_compared():
+    assert metrics.names() == ["accuracy", "em", "f1", "macro_f1", "mcc", "micro_f1", "pearson", "spearman"]
+    assert metrics.get("f1").name == "f1" and metrics.get("f1", "answers").name == "token_f1"
+    assert metrics.get("f1", "answers").stored_name == "f1"
+    assert all(metrics.get(name).higher_is_better for name in metrics.names())
+    with pytest.raises(UserError, match="did you mean 'macro_f1'"):
+        metrics.get("macro_f")
+    with pytest.raises(UserError, match="does not score answers"):
+        metrics.get("mcc", "answers")

@@ -97,7 +97,7 @@ def test_generate_decodes_prompt_and_continuation_in_order():
 
 
 def test_evaluate_end_to_end_on_a_tiny_llama():
-    entry = DatasetEntry(name="emb-test", format="llm-adapters", path="x.json", family="commonsense",
+    entry = DatasetEntry(name="emb-test", format="llm-adapters", path="x.json", task_family="commonsense",
                          answer="choice", labels=("option1", "option2"), max_new_tokens=5)
     examples = [Example(id=f"emb-test/{i}", instruction=f"Pick the right option for sentence {i}" + " word" * i,
                         input="", output="the correct answer is option1", answer=f"option{1 + i % 2}")
@@ -110,7 +110,7 @@ def test_evaluate_end_to_end_on_a_tiny_llama():
     assert not model.training
     assert decoding == {"num_beams": 2, "max_new_tokens": 5, "batch_size": 3, "do_sample": False,
                         "use_cache": True, "attention_mask": True, "protocol": "llm-adapters"}
-    assert (metric.eval_data, metric.family, metric.metric, metric.n_examples) == ("emb-test", "commonsense", "accuracy", 4)
+    assert (metric.eval_data, metric.task_family, metric.metric, metric.n_examples) == ("emb-test", "commonsense", "accuracy", 4)
     assert [p.id for p in predictions] == [ex.id for ex in examples]
     assert [p.prompt for p in predictions] == prompts
     assert all(p.gold == ex.answer for p, ex in zip(predictions, examples))
@@ -152,6 +152,13 @@ def perturbed(model, method: str):
     return wrapped.eval()
 
 
+def hook_of(method: str):
+    """The decode hook the method declares (None for "none" and for methods that only change modules)."""
+    from benchmark import methods
+
+    return None if method == "none" else methods.get(method).decode_hook
+
+
 def reference_for(model, method):
     # peft prefix tuning cannot decode without a cache, so its reference is transformers' generate one prompt at a time.
     if method == "prefix":
@@ -165,15 +172,50 @@ def test_fast_beam_search_equals_reference_for_each_family_and_method(family, me
     model = perturbed(eos_prone(tiny_model(family)), method)
     tok = word_tokenizer()
     prompts = word_prompts((3, 11, 6, 1, 8, 5, 9))
-    feeder = beam.Feeder.for_model(model, 10, 4, 0, 2)
-    assert feeder is not None and feeder.kind == {"prefix": "prefix", "prompt": "prompt"}.get(method, "plain")
+    hook = hook_of(method)
+    assert (hook is not None) == (method in ("prefix", "prompt"))
+    feeder = beam.Feeder.for_model(model, 10, 4, 0, 2, hook)
+    assert feeder is not None and feeder.hook is hook
     with torch.inference_mode():
-        ours = generate_ids(model, tok, prompts, max_new_tokens=10, num_beams=4, batch_size=3)
-        greedy = generate_ids(model, tok, prompts, max_new_tokens=10, num_beams=1, batch_size=4)
+        ours = generate_ids(model, tok, prompts, max_new_tokens=10, num_beams=4, batch_size=3, decode_hook=hook)
+        greedy = generate_ids(model, tok, prompts, max_new_tokens=10, num_beams=1, batch_size=4, decode_hook=hook)
         reference = reference_for(model, method)(model, tok, prompts, 10, 4)
         reference_greedy = reference_for(model, method)(model, tok, prompts, 10, 1)
     assert ours == reference
     assert greedy == reference_greedy
+
+
+@pytest.mark.parametrize("method", ["prefix", "prompt"])
+def test_a_prompt_method_without_its_hook_decodes_through_transformers_generate(method):
+    # Fed as a plain model it would decode without its virtual tokens: no Feeder, transformers' generate instead.
+    model, tok = perturbed(tiny_model("llama"), method), word_tokenizer()
+    assert beam.Feeder.for_model(model, 6, 2, 0, 2) is None
+    prompts = word_prompts((3, 7))
+    with torch.inference_mode():
+        assert generate_ids(model, tok, prompts, 6, 2, batch_size=2) == generate_ids_hf(model, tok, prompts, 6, 2)
+
+
+def test_the_generation_task_decodes_with_the_hook_its_method_declares(monkeypatch):
+    from types import SimpleNamespace
+
+    from benchmark.tasks.generation import GenerationTask
+
+    hooks = []
+    for_model = beam.Feeder.for_model
+
+    def spy(model, *args):
+        hooks.append(args[-1])
+        return for_model(model, *args)
+
+    monkeypatch.setattr(beam.Feeder, "for_model", spy)
+    entry = DatasetEntry(name="emb-test", format="llm-adapters", path="x.json", task_family="commonsense",
+                         answer="choice", labels=("option1", "option2"), max_new_tokens=3)
+    examples = [Example(id="emb-test/0", instruction="w5 w7", input="", output="", answer="option1")]
+    spec = SimpleNamespace(method="prefix", eval=EvalConfig(num_beams=2, batch_size=1))
+    model = perturbed(tiny_model("llama", vocab_size=300), "prefix")
+    tok = bpe_tokenizer([eval_prompt(examples[0])])
+    GenerationTask().evaluate(model, tok, entry, examples, spec, head=None)
+    assert hooks == [hook_of("prefix")] and hooks[0] is not None
 
 
 def test_fast_path_exercises_eos_and_max_length():
@@ -229,7 +271,8 @@ def test_fast_path_equals_reference_on_the_pretrained_zoo(name, method):
     model = perturbed(base.eval(), method)
     prompts = [eval_prompt(ex) for ex in load_examples(catalogue.dataset("emb-gsm8k"), None)[:6]]
     with torch.inference_mode():
-        ours = generate_ids(model, tok, prompts, max_new_tokens=32, num_beams=4, batch_size=4)
+        ours = generate_ids(model, tok, prompts, max_new_tokens=32, num_beams=4, batch_size=4,
+                            decode_hook=hook_of(method))
         reference = reference_for(model, method)(model, tok, prompts, 32, 4)
     assert ours == reference
 

@@ -21,7 +21,7 @@ TINY = TrainConfig(epochs=1, batch_size=4, micro_batch_size=4, max_steps=2, max_
 
 def _spec(method="lora", method_args=None, **train) -> TrialSpec:
     return TrialSpec(suite="faults", suite_version="1", model="tiny-llama", model_source="embedded:tiny-llama",
-                     family="llama", method=method, method_args=method_args or {}, train_data="emb-math_10k",
+                     model_family="llama", method=method, method_args=method_args or {}, train_data="emb-math_10k",
                      eval_data=("emb-gsm8k",), train=dataclasses.replace(TINY, **train),
                      eval=EvalConfig(num_beams=1, max_new_tokens=4, max_eval_examples=2, batch_size=2))
 
@@ -95,6 +95,6 @@ def test_the_cli_turns_usage_statistics_and_telemetry_off(monkeypatch, capsys):
 def test_dataset_paths_cannot_leave_the_data_root(tmp_path, path):
     from benchmark.registry.catalogue import parse_datasets
 
-    body = {"format": "llm-adapters", "path": path, "family": "math", "answer": "number"}
+    body = {"format": "llm-adapters", "path": path, "task_family": "math", "answer": "number"}
     with pytest.raises(UserError, match=r"datasets\.x\.path.*relative to the data root"):
         parse_datasets({"datasets": {"x": body}}, tmp_path / "datasets.yaml")

@@ -6,8 +6,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from benchmark import device as gpu
 from benchmark.cli import build_parser
-from benchmark.perf import control, gpu, report, settings, suite
+from benchmark.perf import control, report, settings, suite
 
 
 def test_tiny_perf_run_outputs_identical_and_json_keys(tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmark import planner
 from benchmark.errors import UserError
 from benchmark.paths import SUITES_DIR
 from benchmark.registry import catalogue, expand, parse_suite, plan, suite_files
@@ -23,8 +24,7 @@ def test_every_yaml_under_suites_loads():
     for file in files:
         yaml.safe_load(file.read_text())  # baselines and catalogues: at least valid YAML
     for file in suite_files():
-        specs = expand(parse_suite(file))
-        assert specs, file
+        assert planner.plan(str(file))[1], file  # every trial resolves: methods, task kinds, metrics
 
 
 def test_smoke_plan_is_stable_and_ids_unique():
@@ -53,6 +53,24 @@ def test_trial_id_changes_with_any_setting_and_only_then():
     assert {"packing", "max_grad_norm"} <= set(spec.identity()["train"])
     # Resources and display fields do not change what a trial computes.
     assert dataclasses.replace(spec, cell={"x": "y"}).trial_id == spec.trial_id
+
+
+def test_model_family_hashes_and_reads_under_its_first_name():
+    (spec,) = plan("smoke", ["method=lora", "task=math"])[1]
+    assert spec.identity()["family"] == spec.model_family == "llama" and "model_family" not in spec.identity()
+    stored = spec.to_dict()
+    stored["family"] = stored.pop("model_family")  # a spec stored before the rename
+    old = TrialSpec.from_dict(stored)
+    assert old == spec and old.trial_id == spec.trial_id
+
+
+def test_adapt_stages_are_parsed_once_into_the_spec():
+    from benchmark.registry.stages import AdaptStage
+
+    specs = plan("pt_unipelt/domain", ["stages=dapt_tapt", "task=chemprot"])[1]
+    stages = specs[0].adapt
+    assert all(isinstance(stage, AdaptStage) for stage in stages) and [s.kind for s in stages] == ["dapt", "tapt"]
+    assert TrialSpec.from_dict(specs[0].to_dict()).adapt == stages
 
 
 def test_overrides_apply_in_order_and_when_lists_match():
@@ -96,11 +114,13 @@ defaults:
     ("overrides:\n  - when: {methd: lora}\n    set: {train.epochs: 1}\n", "did you mean 'method'?"),
     ("grid:\n  method_args.r: [0]\n", "method_args"),
     ("grid:\n  resources.cpus: [1, 2]\n", "resolves to the same trial"),
+    ("grid:\n  adapt: [[{kind: tapt, corpus: emb-corpus-cs}]]\n", "adapt[0].corpus: got 'emb-corpus-cs'; allowed: null"),
+    ("grid:\n  adapt: [[{knd: tapt}]]\n", "adapt[0].knd: unknown key"),
 ])
 def test_bad_suites_fail_with_one_line_naming_file_and_field(tmp_path, extra, needle):
     file = _write(tmp_path, BASE + extra)
     with pytest.raises(UserError) as info:
-        expand(parse_suite(file))
+        planner.plan(str(file))  # as `peft-bench validate` does: expanded, then every trial resolved
     message = str(info.value)
     assert "\n" not in message
     assert str(file) in message

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from benchmark.data import dapt_jsonl, glue_jsonl, llm_adapters, squad_v1
 from benchmark.errors import UserError
+from benchmark.registry.formats import dapt_jsonl, glue_jsonl, llm_adapters, squad_v1
 
 FAST = settings(max_examples=80, deadline=None)
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=10)

@@ -1,7 +1,8 @@
 """Property-based tests: a malformed suite fails with one UserError line naming the file, never a traceback.
 
-Each test mutates a valid suite (suites/smoke.yaml) in one way, writes it to a file and parses and
-expands it as `peft-bench validate` does. The example counts are recorded in README "Reliability".
+Each test mutates a valid suite (suites/smoke.yaml) in one way, writes it to a file and plans it
+(parse, expand, resolve every trial) as `peft-bench validate` does. The example counts are recorded in
+README "Reliability".
 """
 
 import copy
@@ -14,9 +15,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmark import planner
 from benchmark.errors import UserError
 from benchmark.paths import SUITES_DIR
-from benchmark.registry import expand, parse_suite
 from benchmark.registry.catalogue import datasets, models
 from benchmark.registry.suite import MAX_TRIALS, TOP_KEYS, setting_paths
 
@@ -32,12 +33,12 @@ VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=
 
 
 def check_rejected(suite: dict) -> str:
-    """Write `suite`, parse and expand it; it must raise UserError, one line, naming the file."""
+    """Write `suite` and plan it; it must raise UserError, one line, naming the file."""
     with tempfile.TemporaryDirectory() as folder:
         file = Path(folder) / "mutant.yaml"
         file.write_text(yaml.safe_dump(suite, allow_unicode=True), encoding="utf-8")
         with pytest.raises(UserError) as caught:
-            expand(parse_suite(file))
+            planner.plan(str(file))
         message = str(caught.value)
         assert "\n" not in message and "\r" not in message, message
         assert str(file) in message, message
@@ -207,4 +208,4 @@ def test_the_unmutated_base_suite_is_valid():
     with tempfile.TemporaryDirectory() as folder:
         file = Path(folder) / "smoke.yaml"
         file.write_text(yaml.safe_dump(BASE))
-        assert len(expand(parse_suite(file))) == 12
+        assert len(planner.plan(str(file))[1]) == 12

@@ -16,7 +16,7 @@ EVIL = "<script>alert(1)</script>"
 
 
 def spec(method, args, seed=42, eval_data=("gsm8k", "AQuA"), suite=SUITE):
-    return TrialSpec(suite=suite, suite_version="2", model="llama-7b", model_source="yahma/llama-7b-hf", family="llama",
+    return TrialSpec(suite=suite, suite_version="2", model="llama-7b", model_source="yahma/llama-7b-hf", model_family="llama",
                      method=method, method_args=args, train_data="math_10k", eval_data=eval_data, train=TrainConfig(seed=seed))
 
 
@@ -115,7 +115,7 @@ def test_empty_store_still_builds(tmp_path):
 def test_rows_split_by_differing_train_settings(tmp_path):
     store = Store(tmp_path / "results")
     for lr in (1e-4, 3e-4):
-        s = TrialSpec(suite="hp", suite_version="1", model="m", model_source="embedded:m", family="llama", method="lora",
+        s = TrialSpec(suite="hp", suite_version="1", model="m", model_source="embedded:m", model_family="llama", method="lora",
                       method_args={"r": 8}, train_data="d", eval_data=("gsm8k",), train=TrainConfig(learning_rate=lr))
         store.write(ok(s, {"gsm8k": 10.0 if lr < 2e-4 else 20.0}))
     html = pages(build(["hp"], tmp_path / "results", tmp_path / "out"))
@@ -205,7 +205,7 @@ def test_exports_carry_the_same_published_numbers(report):
 
 def _embedded_report(tmp_path):
     store = Store(tmp_path / "results")
-    s = TrialSpec(suite="smoke", suite_version="1", model="tiny-llama", model_source="embedded:tiny-llama", family="llama",
+    s = TrialSpec(suite="smoke", suite_version="1", model="tiny-llama", model_source="embedded:tiny-llama", model_family="llama",
                   method="lora", method_args={"r": 8}, train_data="emb-math_10k", eval_data=("emb-gsm8k",),
                   train=TrainConfig(seed=1))
     store.write(ok(s, {"emb-gsm8k": 3.0}, trainable=8192, total=1_000_000))
@@ -248,7 +248,8 @@ def test_matching_rules_rank_tables_and_check_metrics():
     assert Matcher([("gsm8k", "f1")], tables).cell(0, key) is None  # another metric never meets
     four = Matcher([(d, "accuracy") for d in ("gsm8k", "AQuA", "mawps", "SVAMP")], tables)
     value, text, used = four.average([four.cell(i, key) for i in range(4)])
-    assert value == baselines.lookup("llm_adapters_math_current", "llama-7b", "lora", "average") and text == "46.9"
+    current = next(t for t in baselines.load("llm_adapters") if t.id == "llm_adapters_math_current")
+    assert value == current.find("llama-7b", "lora").value("average") and text == "46.9"
 
 
 def test_missing_published_numbers_show_nothing_extra(tmp_path):
@@ -265,7 +266,7 @@ def test_embedded_rehearsal_rows_name_the_model_they_stand_for(tmp_path):
     store = Store(tmp_path / "results")
     for grid_model in ("llama-7b", "llama-13b"):
         s = TrialSpec(suite="llm_adapters/math-embedded", suite_version="1", model="tiny-llama",
-                      model_source="embedded:tiny-llama", family="llama", method="lora", method_args={"r": 8},
+                      model_source="embedded:tiny-llama", model_family="llama", method="lora", method_args={"r": 8},
                       train_data="emb-math_10k", eval_data=("emb-gsm8k",),
                       train=TrainConfig(gradient_checkpointing=grid_model == "llama-13b"),  # as math.yaml sets it
                       cell={"model": grid_model, "method": "lora"})

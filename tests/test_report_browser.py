@@ -17,7 +17,7 @@ EVIL = "<script>alert('x')</script>"
 
 def _result(method: str, scores: dict, family: str, **kw) -> TrialResult:
     spec = TrialSpec(suite="browser", suite_version="1", model="llama-7b", model_source="yahma/llama-7b-hf",
-                     family="llama", method=method, method_args={"r": 8} if method == "lora" else {},
+                     model_family="llama", method=method, method_args={"r": 8} if method == "lora" else {},
                      train_data="math_10k", eval_data=tuple(scores), train=TrainConfig())
     return TrialResult(spec=spec, metrics=[Metric(d, family, "accuracy", v, 100) for d, v in scores.items()],
                        trainable_params=4_194_304, total_params=6_742_609_920, train_seconds=60.0, eval_seconds=60.0,

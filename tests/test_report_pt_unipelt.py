@@ -4,12 +4,12 @@ The stored rows follow the encoder contract: one eval dataset per trial, `split`
 selection only, `adapt` stages in the spec, K as the grid's max_train_examples.
 """
 
-import dataclasses
 import re
 
 import pytest
 
 from benchmark.registry.spec import TrainConfig, TrialSpec
+from benchmark.registry.stages import AdaptStage
 from benchmark.report import build
 from benchmark.result import Metric, Prediction, TrialResult
 from benchmark.store import Store
@@ -18,22 +18,16 @@ METRIC = {"cola": "mcc", "rte": "accuracy", "stsb": "spearman", "acl_arc": "macr
 FAMILY = {"squad": "qa"}
 DEV_MARK = 99.37  # a dev value that must never be shown as a result
 
-if "adapt" in TrialSpec.__dataclass_fields__:
-    Spec = TrialSpec
-else:  # the adapt field is being added to TrialSpec; the report only reads it from the stored JSON
-    @dataclasses.dataclass(frozen=True)
-    class Spec(TrialSpec):
-        adapt: tuple = ()
-
-
 def spec(suite, model, method, dataset, lr, seed, adapt=(), k=None, args=None):
     cell = {"model": model, "method": method}
     if k:
         cell["k"] = str(k)
-    return Spec(suite=suite, suite_version="1", model=model, model_source=f"hf/{model}", family=model.split("-")[0],
+    return TrialSpec(suite=suite, suite_version="1", model=model, model_source=f"hf/{model}", model_family=model.split("-")[0],
                 method=method, method_args=args or {}, train_data=dataset, eval_data=(dataset,),
-                train=TrainConfig(learning_rate=lr, seed=seed, max_train_examples=k), cell=cell,
-                adapt=tuple({"kind": a, "corpus": f"emb-corpus-{a}"} for a in adapt))
+                # UniPELT's low-resource protocol: K + 1,000 sampled, the 1,000 held out as dev; the page's K is K
+                train=TrainConfig(learning_rate=lr, seed=seed, max_train_examples=k + 1000 if k else None,
+                                  val_set_size=1000 if k else 0), cell=cell,
+                adapt=tuple(AdaptStage(kind=a, corpus="emb-corpus-cs" if a == "dapt" else None) for a in adapt))
 
 
 def result(s, test, dev=None, predictions=None, trainable=11_083_376):

@@ -104,10 +104,12 @@ def test_sigkill_mid_run_then_rerun_stores_every_trial_exactly_once(tmp_path):
 
 @pytest.mark.slow  # three runs, each starting Ray (about a minute here)
 def test_status_lists_failures_and_retry_failed_runs_only_them(tmp_path):
-    # A trial of a method that cannot be built on the tiny model fails inside the runner (stored as failed).
-    suite = write_suite(tmp_path, "resume-retry", ["lora", "bitfit"])  # bitfit refuses causal families
+    # A trial whose (real, not embedded) training set is missing from --data-dir passes every plan-time check
+    # and fails inside the runner, which stores it as failed.
+    suite = write_suite(tmp_path, "resume-retry", ["lora"])
+    suite.write_text(suite.read_text().replace("  method: [lora]", "  method: [lora]\n  train_data: [emb-math_10k, math_10k]"))
     results = tmp_path / "results"
-    base = [PEFT_BENCH, "run", str(suite), "--results", str(results)]
+    base = [PEFT_BENCH, "run", str(suite), "--results", str(results), "--data-dir", str(tmp_path / "empty")]
     first = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert first.returncode == 1, first.stdout[-2000:] + first.stderr[-2000:]
     assert "FAILED" in first.stdout and "--retry-failed" in first.stdout

@@ -28,7 +28,7 @@ def local_ray():
 
 def make_specs(suite: str) -> list[TrialSpec]:
     return [TrialSpec(suite=suite, suite_version="1", model="tiny-llama", model_source="embedded:tiny-llama",
-                      family="llama", method="lora", method_args={"r": 4}, train_data="embedded:math",
+                      model_family="llama", method="lora", method_args={"r": 4}, train_data="embedded:math",
                       eval_data=("embedded:math",), train=TrainConfig(learning_rate=lr, batch_size=4, micro_batch_size=4),
                       resources=Resources(cpus=1), cell={"learning_rate": lr})
             for lr in (1e-4, CRASH_LR, 3e-4)]
@@ -36,7 +36,7 @@ def make_specs(suite: str) -> list[TrialSpec]:
 
 def fake_trial(spec: TrialSpec, data_root: str) -> TrialResult:
     value = spec.train.learning_rate * 100 * 1000
-    return TrialResult(spec=spec, metrics=[Metric(eval_data=spec.eval_data[0], family="math", metric="accuracy",
+    return TrialResult(spec=spec, metrics=[Metric(eval_data=spec.eval_data[0], task_family="math", metric="accuracy",
                                                   value=value, n_examples=10)],
                        started_at="2025-01-01T00:00:00+00:00", finished_at="2025-01-01T00:00:01+00:00")
 
@@ -83,7 +83,7 @@ def test_a_crashing_trial_is_stored_as_failed_and_listed(tmp_path, capsys):
 
     store = Store(tmp_path)
     assert store.ok_trial_ids("sched-crash") == {s.trial_id for s in specs} - {crashed.trial_id}
-    assert store.failed_trial_ids("sched-crash") == {crashed.trial_id}
+    assert {tid for tid, status in store.statuses("sched-crash").items() if status == "failed"} == {crashed.trial_id}
     rows = Store(tmp_path).read(["sched-crash"])
     failed_rows = rows[rows["trial_id"] == crashed.trial_id]
     assert set(failed_rows["status"]) == {"failed"}
@@ -119,4 +119,4 @@ def test_default_trial_fn_is_the_runner_and_its_failures_are_stored(tmp_path):
     summary = run_specs([spec], data_root=str(tmp_path / "data"), results_root=str(tmp_path), progress=False)
     assert summary.ok == 0 and [tid for tid, _ in summary.failed] == [spec.trial_id]
     assert summary.failed[0][1] != "unknown error"
-    assert Store(tmp_path).failed_trial_ids("sched-runner") == {spec.trial_id}
+    assert Store(tmp_path).statuses("sched-runner") == {spec.trial_id: "failed"}

@@ -8,16 +8,17 @@ import sys
 
 import pytest
 
-from benchmark.cli import main
+from benchmark.cli import build_parser, main
 from benchmark.errors import UserError
 from benchmark.scheduler.slurm import (
     PORT_BLOCK,
     PORT_LOW,
+    PORT_OFFSETS,
     PORT_SLOTS,
+    WORKER_OFFSET,
     SlurmOptions,
     build_script,
     port_lines,
-    ports_for,
     render,
     validated,
 )
@@ -81,10 +82,17 @@ def derived_ports(job_id: int) -> dict[str, int]:
             (line.split("=", 1) for line in done.stdout.split())}
 
 
+def ports_for(job_id: int) -> dict[str, int]:
+    """What the module docstring says a job's ports are (a block of PORT_BLOCK picked by the job id)."""
+    base = PORT_LOW + (job_id % PORT_SLOTS) * PORT_BLOCK
+    ports = {name: base + offset for name, offset in PORT_OFFSETS.items()}
+    return {**ports, "min_worker": base + WORKER_OFFSET, "max_worker": base + PORT_BLOCK - 1}
+
+
 def test_ports_come_from_the_job_id_and_differ_between_jobs():
     a, b = derived_ports(4711), derived_ports(4712)
     assert a.pop("base") != b.pop("base")
-    assert a == ports_for(4711) and b == ports_for(4712)  # the bash snippet and its Python mirror agree
+    assert a == ports_for(4711) and b == ports_for(4712)  # the bash snippet does what the docstring says
     assert not set(a.values()) & set(b.values())  # neighbouring jobs share no port
     for ports in (a, b):
         assert all(PORT_LOW <= p < PORT_LOW + PORT_BLOCK * PORT_SLOTS for p in ports.values())
@@ -108,7 +116,28 @@ def test_run_line_forwards_the_options(tmp_path):
     assert "--embedded" in words
     plain = run_line(script())
     assert "--embedded" not in plain and "--filter" not in plain and "--data-dir" not in plain
+    assert "--retry-failed" not in plain and "--max-concurrent" not in plain
     assert plain[plain.index("--results") + 1] == os.path.abspath("results")  # made absolute for the job
+    assert plain[plain.index("--max-failures") + 1] == "2"  # `run`'s default, written out
+    on_s3 = run_line(script(results="s3://bucket/peft-bench"))
+    assert on_s3[on_s3.index("--results") + 1] == "s3://bucket/peft-bench"  # a URI is left as it is
+
+
+def test_run_line_carries_every_run_option(tmp_path):
+    """The line is rendered by the command module `peft-bench run` options come from: none is dropped."""
+    words = run_line(script(max_concurrent=3, max_failures=0, retry_failed=True))
+    assert words[words.index("--max-concurrent") + 1] == "3" and words[words.index("--max-failures") + 1] == "0"
+    assert "--retry-failed" in words
+    parsed = build_parser().parse_args(words[1:])  # what `peft-bench run` itself makes of the line
+    assert (parsed.command, parsed.max_concurrent, parsed.max_failures, parsed.retry_failed) == ("run", 3, 0, True)
+    assert parsed.address == "$ray_address"
+
+
+def test_array_only_options_are_refused_without_array():
+    with pytest.raises(UserError, match="^--gpus-per-task 1: only with --array"):
+        script(gpus_per_task=1)
+    with pytest.raises(UserError, match="^--nodes: required"):
+        script(nodes=None)
 
 
 def test_venv_is_activated_and_must_exist(tmp_path):
@@ -175,7 +204,7 @@ def test_quoted_run_line_executes_literally(tmp_path):
     done = subprocess.run(["bash", "-c", f"ray_address=10.0.0.1:20000; {line}"], cwd=tmp_path, capture_output=True,
                           text=True, env={**os.environ, "PATH": f"{stub}:{os.environ['PATH']}"})
     assert done.stdout.splitlines() == ["run", "my suite's", "--address", "10.0.0.1:20000", "--results", str(tmp_path / HOSTILE),
-                                        "--data-dir", str(tmp_path / HOSTILE), "--filter", HOSTILE_FILTER]
+                                        "--data-dir", str(tmp_path / HOSTILE), "--filter", HOSTILE_FILTER, "--max-failures", "2"]
     assert not (tmp_path / "PWNED").exists()
 
 
@@ -201,8 +230,9 @@ def test_cli_prints_or_writes_the_script(capsys, tmp_path):
     assert out == "" and "sbatch" in err and out_file.read_text().startswith("#!/bin/bash")
 
 
-def test_slurm_module_does_not_import_ray():
-    code = "import sys, benchmark.scheduler.slurm, benchmark.scheduler; assert 'ray' not in sys.modules"
+def test_slurm_and_core_modules_do_not_import_ray():
+    code = ("import sys, benchmark.scheduler, benchmark.scheduler.slurm, benchmark.scheduler.slurm_array, "
+            "benchmark.scheduler.core, benchmark.scheduler.command; assert 'ray' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -247,7 +277,7 @@ def test_script_runs_against_stub_slurm_and_ray(tmp_path, run_status):
     gcs = ports_for(job_id)["gcs"]
     assert any(line.startswith("srun ray start --head") and f"--port={gcs}" in line and "--num-cpus=16" in line for line in lines)
     assert any(line.startswith(f"srun ray start --address=127.0.0.1:{gcs}") for line in lines)
-    assert f"peft-bench run {SUITE} --address 127.0.0.1:{gcs} --results {tmp_path / 'res'} --filter method=lora" in lines
+    assert f"peft-bench run {SUITE} --address 127.0.0.1:{gcs} --results {tmp_path / 'res'} --filter method=lora --max-failures 2" in lines
     assert lines[-1] == "srun ray stop"  # teardown after the run
     assert "stopping Ray on 2 node(s)" in done.stderr
 

@@ -15,7 +15,7 @@ from benchmark.store import SCHEMA_VERSION, TRIAL_SCHEMA, Store
 
 def make_spec(suite="llm_adapters/math", method="lora", seed=42, args=None):
     return TrialSpec(suite=suite, suite_version="1", model="tiny-llama", model_source="embedded:tiny-llama",
-                     family="llama", method=method, method_args=args if args is not None else {"r": 8},
+                     model_family="llama", method=method, method_args=args if args is not None else {"r": 8},
                      train_data="math_10k", eval_data=("gsm8k", "AQuA"), train=TrainConfig(seed=seed),
                      cell={"method": method})
 
@@ -70,7 +70,7 @@ def test_ok_and_failed_ids_and_the_failed_row(tmp_path):
     store.write(ok_result(good))
     store.write(failed_result(bad))
     assert store.ok_trial_ids("llm_adapters/math") == {good.trial_id}
-    assert store.failed_trial_ids("llm_adapters/math") == {bad.trial_id}
+    assert store.statuses("llm_adapters/math") == {good.trial_id: "ok", bad.trial_id: "failed"}
     rows = store.read()
     failed = rows[rows["trial_id"] == bad.trial_id]
     assert len(failed) == 1
@@ -112,7 +112,7 @@ def test_ok_is_never_replaced_by_failed(tmp_path):
     other = make_spec(seed=7)
     store.write(failed_result(other))
     store.write(ok_result(other))  # ok replaces failed
-    assert store.failed_trial_ids(spec.suite) == set()
+    assert set(store.statuses(spec.suite).values()) == {"ok"}
 
 
 def test_a_file_of_an_older_schema_still_reads(tmp_path):
@@ -176,10 +176,10 @@ def test_a_later_ok_supersedes_a_failure_which_stays_in_history(tmp_path):
     store = Store(tmp_path)
     spec = make_spec()
     store.write(failed_result(spec))
-    assert store.failed_trial_ids(spec.suite) == {spec.trial_id}
+    assert store.statuses(spec.suite) == {spec.trial_id: "failed"}
     store.write(ok_result(spec, gsm=61.0))
     store.write(failed_result(spec))  # a late failure (a lost worker's duplicate) never hides the ok one
-    assert store.ok_trial_ids(spec.suite) == {spec.trial_id} and store.failed_trial_ids(spec.suite) == set()
+    assert store.statuses(spec.suite) == {spec.trial_id: "ok"}
     frame = store.read()
     assert set(frame["status"]) == {"ok"} and len(frame) == 2 and frame["value"].max() == 61.0
     history = store.read(history=True)

@@ -60,3 +60,15 @@ def test_a_damaged_rollup_covers_nothing_and_compaction_still_folds_everything(t
     assert Store(tmp_path).compact() > 0
     consolidated = pq.read_table(tmp_path / "llm_adapters__math" / "consolidated.parquet")
     assert sorted(set(consolidated["trial_id"].to_pylist())) == sorted(s.trial_id for s in specs)
+
+
+def test_the_pending_files_belong_to_the_store_instance_and_a_worker_reuses_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "ROLLUP_EVERY", 2)
+    for seed in range(3):  # a new Store per trial: no instance reaches ROLLUP_EVERY files
+        Store(tmp_path).write(ok_result(make_spec(seed=seed)))
+    assert not [n for n in _files(tmp_path, "batches") if n.startswith(store_module.ROLLUP_PREFIX)]
+    worker = Store.for_worker(tmp_path)  # one instance per root for the process
+    assert Store.for_worker(str(tmp_path)) is worker and Store.for_worker(tmp_path / "other") is not worker
+    for seed in range(3, 5):
+        Store.for_worker(tmp_path).write(ok_result(make_spec(seed=seed)))
+    assert len([n for n in _files(tmp_path, "batches") if n.startswith(store_module.ROLLUP_PREFIX)]) == 1

@@ -11,9 +11,9 @@ import torch
 
 from benchmark import models, tasks
 from benchmark.data import load_examples
-from benchmark.data.squad_v1 import SquadExample
 from benchmark.errors import UserError
 from benchmark.registry import catalogue
+from benchmark.registry.formats.squad_v1 import SquadExample
 from benchmark.registry.spec import EvalConfig, TrainConfig, TrialSpec
 from benchmark.runner import run_trial
 from benchmark.tasks.extractive_qa import answer_positions, best_span, windows
@@ -25,7 +25,7 @@ def _spec(model="tiny-roberta", method="full", task="sst2", **train) -> TrialSpe
     settings = {"epochs": 2, "batch_size": 16, "micro_batch_size": 16, "learning_rate": 2e-3, "warmup_steps": 0,
                 "cutoff_len": 64, "max_train_examples": 96, "val_set_size": 32, "early_stopping_patience": 2,
                 "doc_stride": 16, **train}
-    return TrialSpec(suite="t", suite_version="1", model=model, model_source=f"embedded:{model}", family=FAMILY[model],
+    return TrialSpec(suite="t", suite_version="1", model=model, model_source=f"embedded:{model}", model_family=FAMILY[model],
                      method=method, train_data=f"emb-{task}-train", eval_data=(f"emb-{task}",),
                      train=TrainConfig(**settings), eval=EvalConfig(batch_size=32, max_eval_examples=40))
 
@@ -147,7 +147,7 @@ def test_task_kind_and_model_family_must_fit():
 
 
 def test_package_sources_name_the_missing_package():
-    entry = catalogue.ModelEntry(name="x", source="python:no_such_package_here/model", family="bert")
+    entry = catalogue.ModelEntry(name="x", source="python:no_such_package_here/model", model_family="bert")
     with pytest.raises(UserError, match="not installed"):
         models.resolve_source(entry)
 

@@ -245,3 +245,23 @@ def test_clipping_bounds_the_global_gradient_norm_at_the_optimizer_step():
             handle.remove()
     assert norms[None] > 0.1  # the raw gradient is larger than the bound
     assert norms[0.05] == pytest.approx(0.05, rel=1e-4)
+
+
+# ---- dev selection through the metric table ----
+
+def test_dev_selection_keeps_the_best_epoch_in_the_metric_direction():
+    from dataclasses import replace
+
+    from benchmark import metrics
+
+    feats = features([5, 9, 13, 6])
+    cfg = TrainConfig(epochs=3, batch_size=4, micro_batch_size=4, learning_rate=1e-3, warmup_steps=0,
+                      early_stopping_patience=5)
+    scores = iter([50.0, 70.0, 60.0, 50.0, 70.0, 60.0])
+    higher = train(tiny_llama(), tiny_tokenizer(), feats, cfg, dev_score=lambda m: next(scores),
+                   dev_metric=metrics.get("accuracy"))
+    lower_is_better = replace(metrics.get("accuracy"), higher_is_better=False)  # as an error rate would be
+    lower = train(tiny_llama(), tiny_tokenizer(), feats, cfg, dev_score=lambda m: next(scores), dev_metric=lower_is_better)
+    assert (higher.best_epoch, higher.best_dev) == (2, 70.0) and (lower.best_epoch, lower.best_dev) == (1, 50.0)
+    with pytest.raises(ValueError, match="dev_metric"):
+        train(tiny_llama(), tiny_tokenizer(), feats, cfg, dev_score=lambda m: 1.0)

@@ -18,15 +18,24 @@ import os
 import shutil
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark import paths
-from benchmark.adapt.config import AdaptStage, parse_stages
-from benchmark.registry.catalogue import ModelEntry
+from benchmark.registry.catalogue import DatasetEntry, ModelEntry
+from benchmark.registry.stages import AdaptStage
 
 log = logging.getLogger(__name__)
 
 LOCK_WAIT_S = 6 * 3600  # a DAPT stage of a base model can take hours on one GPU
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    """A stage as the planner resolved it: its settings and the catalogue entry of its corpus."""
+
+    settings: AdaptStage
+    corpus: DatasetEntry | None  # dapt: the corpus dataset; tapt: None (the trial's own training text)
 
 
 def task_text(examples: list) -> list[str]:
@@ -42,7 +51,8 @@ def task_text(examples: list) -> list[str]:
 
 def cache_key(entry: ModelEntry, stages: tuple[AdaptStage, ...], documents: list[list[str]]) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps({"source": entry.source, "family": entry.family,
+    # "family": the key checkpoints were first cached under (a rename must not orphan them)
+    digest.update(json.dumps({"source": entry.source, "family": entry.model_family,
                               "stages": [dataclasses.asdict(s) for s in stages]}, sort_keys=True).encode())
     for docs in documents:
         for doc in docs:
@@ -52,15 +62,15 @@ def cache_key(entry: ModelEntry, stages: tuple[AdaptStage, ...], documents: list
     return digest.hexdigest()[:20]
 
 
-def _documents(stage: AdaptStage, train_examples: list, data_root) -> list[str]:
-    if stage.kind == "tapt":
+def _documents(stage: PlannedStage, train_examples: list, data_root) -> list[str]:
+    if stage.corpus is None:
         docs = task_text(train_examples)
     else:
         from benchmark.data import load_examples
-        from benchmark.registry import catalogue
 
-        docs = [str(d) for d in load_examples(catalogue.dataset(stage.corpus), data_root)]
-    return docs[:stage.max_documents] if stage.max_documents else docs
+        docs = [str(d) for d in load_examples(stage.corpus, data_root)]
+    limit = stage.settings.max_documents
+    return docs[:limit] if limit else docs
 
 
 def _train_stage(model, tokenizer, stage: AdaptStage, docs: list[str], device: str) -> dict:
@@ -107,14 +117,14 @@ def _stale(lock: Path) -> bool:
     return False
 
 
-def prepare(entry: ModelEntry, raw_stages, train_examples: list, data_root, device: str = "cpu",
-            cache_dir: Path | None = None) -> ModelEntry:
+def prepare(entry: ModelEntry, planned: tuple[PlannedStage, ...], train_examples: list, data_root,
+            device: str = "cpu", cache_dir: Path | None = None) -> ModelEntry:
     """The entry to load for the trial: `entry` itself without stages, else one whose source is the cached
     adapted checkpoint (built now if missing)."""
-    stages = parse_stages(list(raw_stages or []))
-    if not stages:
+    if not planned:
         return entry
-    documents = [_documents(s, train_examples, data_root) for s in stages]
+    stages = tuple(p.settings for p in planned)
+    documents = [_documents(p, train_examples, data_root) for p in planned]
     for stage, docs in zip(stages, documents):
         if not docs:
             raise ValueError(f"adapt: stage {stage.kind} has no documents")

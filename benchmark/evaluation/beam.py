@@ -13,13 +13,12 @@ worst finished one (the "False" / True / "never" heuristics), or at max_new_toke
 its best finished hypothesis. Examples never interact, so evicting a done one changes nothing for
 the others. num_beams == 1 is transformers' greedy search (argmax of the logits).
 
-`Feeder` knows how to feed one kind of model: plain transformers causal LMs and peft wrappers that
-only change modules (LoRA, DoRA, IA3; the in-house bottleneck adapters are plain modules too) are
-called as they are; peft prefix tuning gets its virtual key/values as the initial cache, the
-attention mask extended by them and position ids offset by them; peft prompt tuning gets its
-virtual embeddings in front of the prompt. These are exactly the inputs transformers' generate
-builds for them through peft's prepare_inputs_for_generation. Anything else returns None and the
-caller uses transformers' generate.
+`Feeder` feeds one model: transformers causal LMs and wrappers that only change modules (low-rank
+updates, rescaling vectors, adapters) are called as they are. A method that changes the inputs a
+model decodes from (virtual key/values or virtual embeddings before the prompt) declares
+a `DecodeHook`, which the caller passes in; the Feeder calls it without knowing the method. A
+peft prompt-learning model that comes without a hook, or a generation config the loop does not
+reproduce, gets no Feeder and the caller uses transformers' generate.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from __future__ import annotations
 import inspect
 import sys
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +67,28 @@ class Settings:
 _core = base_of  # the transformers model under a peft wrapper (the one whose generate transformers runs)
 
 
+class DecodeHook(Protocol):
+    """What a method that changes a model's decoding inputs tells the Feeder (a method module's `decode_hook`):
+    the inputs transformers' generate would build for such a model, e.g. through peft's
+    prepare_inputs_for_generation. The Feeder does the rest: every row's keys start with the virtual
+    tokens (the mask extended by ones in front), and position ids are offset by them."""
+
+    positions_from_mask: bool  # the model numbers positions from the 2-D mask itself: no position ids, no 4-D mask
+
+    def callee(self, model):
+        """The module whose forward runs the prefill and every decode step."""
+
+    def virtual_tokens(self, model) -> int:
+        """Key/value slots every row holds before its prompt."""
+
+    def prefill_inputs(self, model, ids: torch.Tensor) -> dict:
+        """The prefill's input_ids or inputs_embeds (and any cache to start from) for prompt ids (rows, width)."""
+
+
+def _prompt_learning(model) -> bool:
+    return bool(getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False))
+
+
 def _neutral_generation_config(core) -> bool:
     config = core.generation_config
     return all(getattr(config, name, None) in allowed for name, allowed in _NEUTRAL.items())
@@ -75,61 +97,50 @@ def _neutral_generation_config(core) -> bool:
 class Feeder:
     """Prefill and one-token decode steps for one model, with the inputs transformers' generate would build."""
 
-    def __init__(self, model, kind: str):
-        self.model, self.kind, self.core = model, kind, _core(model)
-        self.n_virtual = model.active_peft_config.num_virtual_tokens if kind in ("prefix", "prompt") else 0
+    def __init__(self, model, hook: DecodeHook | None = None):
+        self.model, self.hook, self.core = model, hook, _core(model)
+        self.callee = hook.callee(model) if hook is not None else model
+        self.n_virtual = hook.virtual_tokens(model) if hook is not None else 0
+        from_mask = hook is not None and hook.positions_from_mask
         params = inspect.signature(self.core.forward).parameters
-        self.takes_positions = "position_ids" in params
+        self.takes_positions = "position_ids" in params and not from_mask
         self.keep_logits = "logits_to_keep" in params
         # Models built on transformers.masking_utils rebuild the mask every step (vmap; slow on CPU);
         # for SDPA they take a ready boolean 4-D mask as is. Others (bloom: ALiBi from the 2-D mask) get 2-D.
         module = sys.modules.get(type(self.core).__module__)
-        self.mask_4d = (kind != "prompt" and hasattr(module, "create_causal_mask")
+        self.mask_4d = (not from_mask and hasattr(module, "create_causal_mask")
                         and getattr(self.core.config, "_attn_implementation", None) == "sdpa")
 
     @classmethod
-    def for_model(cls, model, max_new_tokens: int, num_beams: int, pad_id: int, eos_id: int | None) -> Feeder | None:
+    def for_model(cls, model, max_new_tokens: int, num_beams: int, pad_id: int, eos_id: int | None,
+                  hook: DecodeHook | None = None) -> Feeder | None:
         core = _core(model)
         config = getattr(core, "config", None)
         if config is None or getattr(config, "is_encoder_decoder", False) or not hasattr(core, "generation_config"):
             return None
         if not _neutral_generation_config(core) or max_new_tokens < 1:
             return None
-        peft_config = getattr(model, "active_peft_config", None)
-        if peft_config is None or not peft_config.is_prompt_learning:
-            return cls(model, "plain")
-        peft_type = str(getattr(peft_config.peft_type, "value", peft_config.peft_type))
-        kind = {"PREFIX_TUNING": "prefix", "PROMPT_TUNING": "prompt"}.get(peft_type)
-        return cls(model, kind) if kind else None  # p-tuning, multitask prompts, ...: transformers' generate
-
-    def _call(self):
-        # peft's generate calls the transformers model itself for prompt methods, the peft forward otherwise.
-        return self.core if self.kind in ("prefix", "prompt") else self.model
+        if hook is None and _prompt_learning(model):
+            return None  # its inputs are not the plain ones and no method said how to build them
+        return cls(model, hook)
 
     def prefill(self, ids: torch.Tensor, mask: torch.Tensor):
         """Logits of the last prompt position (n, V), the cache, the full 2-D mask, the next position per row."""
-        n, width = ids.shape
+        n = ids.shape[0]
         positions = mask.long().cumsum(-1) - 1
         positions.masked_fill_(mask == 0, 1)  # as transformers' prepare_inputs_for_generation
         next_pos = mask.long().sum(-1)
         kwargs = {"use_cache": True, "return_dict": True}
         if self.keep_logits:
             kwargs["logits_to_keep"] = 1
-        if self.n_virtual:
+        if self.n_virtual:  # the method's virtual tokens come first in every row's keys and positions
             mask = torch.cat([torch.ones(n, self.n_virtual, dtype=mask.dtype, device=mask.device), mask], dim=1)
-        if self.kind == "prefix":
-            kwargs["past_key_values"] = self.model.get_prompt(batch_size=n, max_cache_len=-1)
-            kwargs["cache_position"] = torch.arange(self.n_virtual, self.n_virtual + width, device=ids.device)
             positions, next_pos = positions + self.n_virtual, next_pos + self.n_virtual
-        if self.kind == "prompt":
-            # peft drops position ids here; hooks on the base model (methods/prompt.py) derive them from the mask.
-            embeds = self.model.word_embeddings(ids)
-            prompts = self.model.get_prompt(batch_size=n).to(embeds.dtype)
-            out = self.core(inputs_embeds=torch.cat([prompts, embeds], dim=1), attention_mask=mask, **kwargs)
-        else:
-            if self.takes_positions:
-                kwargs["position_ids"] = positions
-            out = self._call()(input_ids=ids, attention_mask=self._prefill_mask(mask, width), **kwargs)
+        if self.takes_positions:
+            kwargs["position_ids"] = positions
+        inputs = self.hook.prefill_inputs(self.model, ids) if self.hook is not None else {"input_ids": ids}
+        width = (inputs["input_ids"] if "input_ids" in inputs else inputs["inputs_embeds"]).shape[1]  # the queries
+        out = self.callee(**inputs, attention_mask=self._prefill_mask(mask, width), **kwargs)
         return out.logits[:, -1, :].float(), out.past_key_values, mask, next_pos
 
     def _prefill_mask(self, mask: torch.Tensor, width: int) -> torch.Tensor:
@@ -138,7 +149,7 @@ class Feeder:
         of a small model). Unpadded batches keep the 2-D mask: transformers then runs causal SDPA."""
         if not self.mask_4d or bool(mask.all()):
             return mask
-        keys = mask.shape[1]  # virtual tokens (prefix tuning) come first, then the prompt
+        keys = mask.shape[1]  # a method's virtual tokens come first, then the prompt
         queries = torch.arange(keys - width, keys, device=mask.device)
         causal = torch.arange(keys, device=mask.device)[None, :] <= queries[:, None]
         return causal[None, None] & mask.bool()[:, None, None, :]
@@ -146,14 +157,14 @@ class Feeder:
     def step(self, tokens: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
         """Logits (rows, V) for one new token per row; `mask` already includes the new token."""
         kwargs = {"use_cache": True, "return_dict": True, "past_key_values": cache}
-        if self.takes_positions and self.kind != "prompt":
+        if self.takes_positions:
             kwargs["position_ids"] = positions[:, None]
         if self.mask_4d:
             # transformers skips the mask when nothing is padded; so do we (same attention kernel call).
             kwargs["attention_mask"] = None if bool(mask.all()) else mask.bool()[:, None, None, :]  # no copy if bool
         else:
             kwargs["attention_mask"] = mask
-        out = self._call()(input_ids=tokens[:, None], **kwargs)
+        out = self.callee(input_ids=tokens[:, None], **kwargs)
         return out.logits[:, -1, :].float()
 
 

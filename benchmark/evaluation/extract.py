@@ -1,12 +1,13 @@
 """Answer extraction and correctness, per the dataset's answer rule and the protocol.
 
-The rule is data (DatasetEntry.answer: number | letter | choice with entry.labels); nothing
-here branches on a dataset's name. Protocol "llm-adapters" reproduces evaluate.py and
-commonsense_evaluate.py exactly, defects included; "strict" fixes the known defects:
+The rule is data (DatasetEntry.answer: number | letter | choice, with entry.labels the answer
+options: the option letters or the label words); nothing here branches on a dataset's name.
+Protocol "llm-adapters" reproduces evaluate.py and commonsense_evaluate.py exactly, defects
+included; "strict" fixes the known defects:
 
-- letter: the reference takes the first A-E anywhere, so "Each ..." answers "E". Strict takes
-  the letter of the last answer phrase ("the answer is C", "answer is (C)"), else the last
-  standalone capital A-E, never a letter inside a word.
+- letter: the reference takes the first option letter anywhere (options A-E), so "Each ..."
+  answers "E". Strict takes the letter of the last answer phrase ("the answer is C", "answer is
+  (C)"), else the last standalone option letter, never a letter inside a word.
 - number: the reference takes the last number of the text. Strict prefers the first number
   after the last "the answer is", falling back to the last number.
 - choice: the reference takes the first label anywhere (even inside a word). Strict prefers
@@ -16,20 +17,17 @@ commonsense_evaluate.py exactly, defects included; "strict" fixes the known defe
 
 from __future__ import annotations
 
+import functools
 import re
 
 from benchmark.registry.catalogue import DatasetEntry
 from benchmark.registry.spec import PROTOCOLS
 
 NUMBER = re.compile(r"-?\d+\.?\d*")
-LETTER = re.compile(r"A|B|C|D|E")
 NO_NUMBER = "inf"  # what the reference's float('inf') prints as
 TOLERANCE = 0.001
 
 _ANSWER_PHRASE = re.compile(r"answer is", re.IGNORECASE)
-# Only the phrase is case-insensitive: "the answer is a bit long" must not read as "A".
-_LETTER_AFTER_PHRASE = re.compile(r"(?i:answer is)\s*:?\s*\(?([A-E])\)?(?![A-Za-z])")
-_STANDALONE_LETTER = re.compile(r"(?<![A-Za-z0-9])([A-E])(?![A-Za-z0-9])")
 _CORRECT_ANSWER_PHRASE = re.compile(r"the correct answer is", re.IGNORECASE)
 
 
@@ -71,16 +69,26 @@ def _number(output: str, strict: bool) -> str:
 
 # ---- letter ----
 
-def _letter(output: str, strict: bool) -> str:
+@functools.cache
+def _letter_patterns(letters: tuple[str, ...]) -> tuple[re.Pattern, re.Pattern, re.Pattern]:
+    """(any option letter, the letter after an answer phrase, a standalone letter) for these options."""
+    options = "[" + "".join(re.escape(x) for x in letters) + "]"
+    # Only the phrase is case-insensitive: "the answer is a bit long" must not read as "A".
+    return (re.compile(options), re.compile(rf"(?i:answer is)\s*:?\s*\(?({options})\)?(?![A-Za-z])"),
+            re.compile(rf"(?<![A-Za-z0-9])({options})(?![A-Za-z0-9])"))
+
+
+def _letter(output: str, letters: tuple[str, ...], strict: bool) -> str:
     text = output.strip()
+    anywhere, after_phrase, standalone = _letter_patterns(letters)
     if not strict:
-        found = LETTER.findall(text)
+        found = anywhere.findall(text)
         return found[0] if found else ""
-    phrased = _LETTER_AFTER_PHRASE.findall(text)
+    phrased = after_phrase.findall(text)
     if phrased:
         return phrased[-1]
-    standalone = _STANDALONE_LETTER.findall(text)
-    return standalone[-1] if standalone else ""
+    alone = standalone.findall(text)
+    return alone[-1] if alone else ""
 
 
 # ---- choice ----
@@ -112,11 +120,11 @@ def extract_answer(dataset: str | DatasetEntry, output: str, protocol: str = "ll
     strict = protocol == "strict"
     if entry.answer == "number":
         return _number(output, strict)
+    if entry.answer in ("letter", "choice") and not entry.labels:
+        raise ValueError(f"dataset {entry.name}: answer rule {entry.answer!r} needs labels (its answer options)")
     if entry.answer == "letter":
-        return _letter(output, strict)
+        return _letter(output, entry.labels, strict)
     if entry.answer == "choice":
-        if not entry.labels:
-            raise ValueError(f"dataset {entry.name}: answer rule 'choice' needs labels")
         return _choice(output, entry.labels, strict)
     raise ValueError(f"dataset {entry.name}: answer rule {entry.answer!r} is not a generation rule; "
                      "allowed: number, letter, choice")

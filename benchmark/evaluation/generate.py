@@ -16,9 +16,10 @@ which costs the maintainers "20+ hours" for gsm8k. `generate_ids` gives the same
 
 The search itself (`benchmark.evaluation.beam`) is transformers 4.57's beam search (length
 penalty, early stopping, EOS, max length), or its greedy search for one beam, step for step.
-Models the loop cannot feed safely (logits processors from the generation config, peft prompt
-methods other than prefix and prompt tuning, encoder-decoders) go through transformers' own
-batched `generate` instead; both give the reference's tokens in fp32.
+A method that changes the inputs a model decodes from (virtual tokens before the prompt) comes with its
+`decode_hook` (beam.DecodeHook), passed in by the caller. Models the loop cannot feed safely
+(logits processors from the generation config, peft prompt methods without a hook, encoder-decoders)
+go through transformers' own batched `generate` instead; both give the reference's tokens in fp32.
 
 Every path returns the prompt plus the continuation, cut after the first EOS of the continuation
 and decoded with skip_special_tokens=True.
@@ -72,14 +73,15 @@ def _left_pad(rows: list[list[int]], pad_id: int, eos_id: int | None, device) ->
 
 
 def generate_ids(model, tokenizer, prompts: list[str], max_new_tokens: int, num_beams: int = 4,
-                 batch_size: int = 16) -> list[list[int]]:
-    """Token ids (prompt + continuation) per prompt, in the original order (the fast path)."""
+                 batch_size: int = 16, decode_hook: beam.DecodeHook | None = None) -> list[list[int]]:
+    """Token ids (prompt + continuation) per prompt, in the original order (the fast path). `decode_hook`: the
+    hook of the method injected into the model, if it declares one."""
     if batch_size < 1:
         raise ValueError(f"batch_size: got {batch_size}; allowed: an integer >= 1")
     if num_beams < 1:
         raise ValueError(f"num_beams: got {num_beams}; allowed: an integer >= 1")
     pad_id, eos_id = _special_ids(tokenizer)
-    feeder = beam.Feeder.for_model(model, max_new_tokens, num_beams, pad_id, eos_id)
+    feeder = beam.Feeder.for_model(model, max_new_tokens, num_beams, pad_id, eos_id, decode_hook)
     if feeder is None:
         return generate_ids_hf(model, tokenizer, prompts, max_new_tokens, num_beams, batch_size)
     encoded = _encode(tokenizer, prompts)
@@ -141,9 +143,10 @@ def _decode(tokenizer, sequences: list[list[int]]) -> list[str]:
 
 
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, num_beams: int = 4,
-             batch_size: int = 16) -> list[str]:
+             batch_size: int = 16, decode_hook: beam.DecodeHook | None = None) -> list[str]:
     """Decoded prompt + continuation per prompt, in the original order (the fast path)."""
-    return _decode(tokenizer, generate_ids(model, tokenizer, prompts, max_new_tokens, num_beams, batch_size))
+    return _decode(tokenizer, generate_ids(model, tokenizer, prompts, max_new_tokens, num_beams, batch_size,
+                                           decode_hook))
 
 
 def generate_reference(model, tokenizer, prompts: list[str], max_new_tokens: int, num_beams: int = 4) -> list[str]:

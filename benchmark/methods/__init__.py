@@ -1,6 +1,7 @@
 """The method registry: one module per PEFT method, each registering a Method on import.
 
-A method is a validated Config dataclass plus `inject(model, cfg) -> model`. Methods know
+A method is a validated Config dataclass plus `inject(model, cfg) -> model`, the model families it supports
+and, when it changes the inputs a model decodes from (prefix and prompt tuning), its decode hook. Methods know
 nothing of training loops: after inject, whatever has requires_grad=True is what trains.
 No module here imports peft at import time (it costs seconds); inject functions import it.
 """
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmark.errors import UserError, did_you_mean
+from benchmark.methods.family import model_family_of
+from benchmark.registry.catalogue import FAMILIES
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,14 @@ class Method:
     config_cls: type
     inject: Callable[[Any, Any], Any]  # (model, config) -> model
     library: str  # "peft", "in-house", "adapters", "torch"
+    model_families: tuple[str, ...]  # the catalogue's model families the method supports (plan-time check)
     description: str = ""
+    # (config, model family) -> None: a UserError when this config cannot run on the family, found without a model
+    # (e.g. no default target modules for it); None: every config runs on every declared family.
+    check_config: Callable[[Any, str], None] | None = None
+    # How the fast decoder feeds a model this method changed (evaluation/beam.py's DecodeHook protocol); None: the
+    # model is called as it is (methods that only change modules: LoRA, adapters, full fine-tuning).
+    decode_hook: object | None = None
 
 
 _METHODS: dict[str, Method] = {}
@@ -30,8 +40,17 @@ _METHODS: dict[str, Method] = {}
 def register(method: Method) -> Method:
     if method.name in _METHODS:
         raise ValueError(f"method {method.name!r} registered twice")
+    families = method.model_families
+    if not (isinstance(families, tuple) and families and all(f in FAMILIES for f in families)):
+        raise ValueError(f"method {method.name}: model_families: got {families!r}; "
+                         f"allowed: a non-empty tuple of {', '.join(FAMILIES)}")
     _METHODS[method.name] = method
     return method
+
+
+def unregister(name: str) -> None:
+    """Remove a registered method (a test's own method, after the test)."""
+    _METHODS.pop(name, None)
 
 
 def names() -> list[str]:
@@ -43,6 +62,17 @@ def get(name: str) -> Method:
         return _METHODS[name]
     except KeyError:
         raise UserError(f"method {name!r} is not known{did_you_mean(name, _METHODS)}; allowed: {', '.join(names())}") from None
+
+
+def check_supported(method_name: str, model_family: str, config=None) -> None:
+    """UserError unless the method supports the model family and, given its validated config (build_config), unless
+    that config can run on the family. The planner calls this before anything loads."""
+    method = get(method_name)
+    if model_family not in method.model_families:
+        raise UserError(f"method {method_name} does not support model family {model_family!r}; "
+                        f"it supports: {', '.join(method.model_families)}")
+    if config is not None and method.check_config is not None:
+        method.check_config(config, model_family)
 
 
 def build_config(name: str, args: dict | None = None):
@@ -62,9 +92,11 @@ def build_config(name: str, args: dict | None = None):
 
 
 def apply(model, name: str, args: dict | None = None):
-    """Validate the arguments, then inject the method into the model; returns the (maybe wrapped) model."""
-    method = get(name)
-    return method.inject(model, build_config(name, args))
+    """Validate the arguments and the model's family, then inject the method into the model; returns the (maybe
+    wrapped) model. The planner checks the family first; this keeps a direct call from training the wrong thing."""
+    cfg = build_config(name, args)
+    check_supported(name, model_family_of(model), cfg)
+    return get(name).inject(model, cfg)
 
 
 def count_parameters(model) -> tuple[int, int]:
@@ -75,14 +107,7 @@ def count_parameters(model) -> tuple[int, int]:
     return trainable, total
 
 
-def check(cond: bool, field: str, value: Any, allowed: str) -> None:
-    """Config validation helper: ValueError whose message starts with the field name."""
-    if not cond:
-        raise ValueError(f"{field}: got {value!r}; allowed: {allowed}")
-
-
 # Registration happens on import; keep these last (they import register/Method from above).
-# Encoder-only (BERT/RoBERTa): adapters_components and unipelt (built with `adapters`), bitfit (torch).
 from benchmark.methods import (  # noqa: E402,F401
     adapters_components,
     bitfit,

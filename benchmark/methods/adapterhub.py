@@ -9,26 +9,18 @@ built fresh), which is how `adapters` trains a task. The paper's counts exclude 
 builds the bare encoder unless --with-head.
 
 `adapters` supports BERT and RoBERTa here; it does not support BLOOM at all, and its prompt tuning and
-ConfigUnion-with-UniPELT work on encoders only, so every method registered through this module refuses the
-causal families with a UserError. `import adapters` costs seconds: it happens inside `attach` only.
+ConfigUnion-with-UniPELT work on encoders only, so every method registered through this module declares the
+encoder families alone. `import adapters` costs seconds: it happens inside `attach` only.
 """
 
 from __future__ import annotations
 
 import logging
 
+from benchmark.checks import check, is_int, is_number
 from benchmark.errors import UserError
-from benchmark.methods import Method, check, register
-from benchmark.methods.family import ENCODER_FAMILIES, family_of
-
-
-def require_encoder(model, method: str) -> str:
-    """The model's family, or a UserError naming the method, the family and the families allowed."""
-    family = family_of(model)
-    if family not in ENCODER_FAMILIES:
-        raise UserError(f"method {method}: family {family!r} is not supported; allowed: {', '.join(ENCODER_FAMILIES)} "
-                        "(built with the `adapters` library, encoder-only here)")
-    return family
+from benchmark.methods import Method, register
+from benchmark.registry.catalogue import ENCODER_FAMILIES
 
 
 def _hide_inactive_warning(record: logging.LogRecord) -> bool:
@@ -39,7 +31,6 @@ def _hide_inactive_warning(record: logging.LogRecord) -> bool:
 def attach(model, method: str, adapter_config, copies: int = 1):
     """Add `adapter_config` as adapter `method` (or `copies` adapters `method_0..` composed with Stack), activate it
     and train it; returns the same model object."""
-    require_encoder(model, method)
     import adapters  # late: costs seconds
     from adapters.composition import Stack
 
@@ -65,26 +56,22 @@ def register_adapters_method(name: str, config_cls: type, description: str, copi
         return attach(model, name, cfg.adapters_config(), copies=copies)
 
     inject.__name__ = f"inject_{name}"
-    return register(Method(name, config_cls, inject, library="adapters", description=description))
+    return register(Method(name, config_cls, inject, library="adapters", model_families=ENCODER_FAMILIES,
+                           description=description))
 
 
-# ---- Config validation helpers (ValueError naming the field, via methods.check) ----
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
+# ---- Config validation helpers of the `adapters` methods (ValueError naming the field, via checks.check) ----
 
 def check_int(value, field: str, minimum: int = 1) -> None:
-    check(_is_int(value) and value >= minimum, field, value, f"an integer >= {minimum}")
+    check(is_int(value) and value >= minimum, field, value, f"an integer >= {minimum}")
 
 
 def check_positive(value, field: str) -> None:
-    check(isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0, field, value, "a number > 0")
+    check(is_number(value) and value > 0, field, value, "a number > 0")
 
 
 def check_fraction(value, field: str) -> None:
-    check(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1, field, value,
-          "a number in [0, 1)")
+    check(is_number(value) and 0 <= value < 1, field, value, "a number in [0, 1)")
 
 
 def check_bool(value, field: str) -> None:

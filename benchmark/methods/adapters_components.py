@@ -1,9 +1,9 @@
 """UniPELT's single components (and prompt tuning) through the `adapters` library, for BERT/RoBERTa: the
 per-component baselines of the PT+UniPELT study, built with the same library as `unipelt` and `pt_unipelt`.
 
-Source: /work/shared/reference/pt-unipelt.md, "UniPELT (Mao et al., ACL 2022)" (Defaults: prefix length 10 with a
-512-wide middle layer, adapter bottleneck 48 after the FFN, LoRA r=8; Table 4's per-method counts on BERT-base) and
-"PT+UniPELT ... what is known" (prompt length 10). Ungated by default (a component alone, as in UniPELT's
+Sources (docs/protocols/pt-unipelt.md): UniPELT (Mao et al., ACL 2022): prefix length 10 with a 512-wide middle
+layer, adapter bottleneck 48 after the FFN, LoRA r=8; Table 4's per-method counts on BERT-base; PT+UniPELT (Chen,
+Pang, Yang, 2024): prompt length 10. Ungated by default (a component alone, as in UniPELT's
 baselines); `use_gating: true` gives the gated component as it sits inside UniPELT.
 
 - `adapters_bottleneck`: `SeqBnConfig(reduction_factor=16)` (Pfeiffer: one sequential bottleneck after the FFN,

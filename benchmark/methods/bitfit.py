@@ -1,7 +1,7 @@
 """BitFit (Ben Zaken et al., 2022): only the encoder's bias terms train. In-house (torch), for BERT/RoBERTa:
 `adapters` 1.3.0 has no BitFit config, so this sets requires_grad on the biases directly.
 
-Source: /work/shared/reference/pt-unipelt.md, "UniPELT (Mao et al., ACL 2022)": BitFit is one of its baselines
+Source: UniPELT (Mao et al., ACL 2022; docs/protocols/pt-unipelt.md): BitFit is one of its baselines
 (Table 4: 103K on BERT-base = every bias of the encoder: Q, K, V, attention output, intermediate, output, both
 LayerNorms per layer, the embedding LayerNorm and the pooler: 102,912). Like `adapters`' train_adapter, the encoder
 (`model.base_model`) is frozen except its biases and a task head outside it is left as it is.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmark.methods import Method, register
-from benchmark.methods.adapterhub import require_encoder
+from benchmark.registry.catalogue import ENCODER_FAMILIES
 
 
 @dataclass(frozen=True)
@@ -21,10 +21,10 @@ class Config:
 
 
 def inject(model, cfg: Config):
-    require_encoder(model, "bitfit")
     for name, param in model.base_model.named_parameters():
         param.requires_grad_(name == "bias" or name.endswith(".bias"))
     return model
 
 
-register(Method("bitfit", Config, inject, library="torch", description="BitFit: the encoder's biases train"))
+register(Method("bitfit", Config, inject, library="torch", model_families=ENCODER_FAMILIES,
+                description="BitFit: the encoder's biases train"))

@@ -11,15 +11,18 @@ weights (fp32) and is cast back to the input dtype. Placements, as in the refere
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from benchmark.checks import check, is_int, is_number
 from benchmark.errors import UserError
-from benchmark.methods import Method, check, register
-from benchmark.methods.family import family_of, normalize_targets, resolve_targets
+from benchmark.methods import Method, register
+from benchmark.methods.family import model_family_of, normalize_targets, resolve_targets, targets_for
+from benchmark.registry.catalogue import CAUSAL_FAMILIES
 
 # Which side a series adapter takes, by module name (reference: per family, MLP linears only).
 # Extension, llama only: o_proj -> output. The reference defines no series adapter on attention,
@@ -32,7 +35,7 @@ SERIES_SIDE = {
     "bloom": {"dense_h_to_4h": "input", "dense_4h_to_h": "output"},
     "gptj": {"fc_in": "input", "fc_out": "output"},
 }
-# Default targets per registered method and family (reference/llm-adapters.md).
+# Default targets per registered method and family (LLM-Adapters; docs/protocols/llm-adapters.md).
 DEFAULT_TARGETS = {
     "series": {"llama": ("gate_proj", "up_proj", "down_proj"), "bloom": ("dense_h_to_4h", "dense_4h_to_h"),
                "gptj": ("fc_in", "fc_out")},
@@ -56,12 +59,12 @@ class Config:
 
     def __post_init__(self):
         size = self.bottleneck_size
-        check(isinstance(size, int) and not isinstance(size, bool) and size >= 1, "bottleneck_size", size, "an integer >= 1")
+        check(is_int(size) and size >= 1, "bottleneck_size", size, "an integer >= 1")
         check(self.non_linearity in ACTIVATIONS, "non_linearity", self.non_linearity, ", ".join(ACTIVATIONS))
         drop = self.adapter_dropout
-        check(isinstance(drop, (int, float)) and not isinstance(drop, bool) and 0 <= drop < 1, "adapter_dropout", drop,
+        check(is_number(drop) and 0 <= drop < 1, "adapter_dropout", drop,
               "a number in [0, 1)")
-        check(self.scaling == "learned" or (isinstance(self.scaling, (int, float)) and not isinstance(self.scaling, bool)),
+        check(self.scaling == "learned" or is_number(self.scaling),
               "scaling", self.scaling, 'a number or "learned"')
         object.__setattr__(self, "target_modules", normalize_targets(self.target_modules))
 
@@ -115,11 +118,16 @@ def _placement(kind: str, family: str, module: str) -> str:
     return sides[module]
 
 
+def _placements(kind: str, cfg: Config, family: str) -> dict[str, str]:
+    """Target module name -> placement; UserError when the family has no default or a target no defined side."""
+    return {name: _placement(kind, family, name) for name in targets_for(family, cfg.target_modules,
+                                                                          DEFAULT_TARGETS[kind], kind)}
+
+
 def inject_bottleneck(model, cfg: Config, kind: str):
     """Freeze the model, wrap every targeted Linear; only adapter_* parameters train."""
-    family = family_of(model)
-    targets = resolve_targets(model, cfg.target_modules, DEFAULT_TARGETS[kind], kind)
-    placements = {name: _placement(kind, family, name) for name in targets}  # fail before changing the model
+    placements = _placements(kind, cfg, model_family_of(model))  # fail before changing the model
+    resolve_targets(model, tuple(placements), DEFAULT_TARGETS[kind], kind)
     for param in model.parameters():
         param.requires_grad_(False)
     for name, module in list(model.named_modules()):
@@ -130,18 +138,17 @@ def inject_bottleneck(model, cfg: Config, kind: str):
     return model
 
 
-def _inject_series(model, cfg):
-    return inject_bottleneck(model, cfg, "series")
+def _register(kind: str, description: str) -> None:
+    # Causal families only: the series sides and every default target above are defined for them alone.
+    register(Method(kind, Config, functools.partial(inject_bottleneck, kind=kind), library="in-house",
+                    model_families=CAUSAL_FAMILIES, description=description,
+                    check_config=functools.partial(_check_config, kind=kind)))
 
 
-def _inject_adapterp(model, cfg):
-    return inject_bottleneck(model, cfg, "adapterp")
+def _check_config(cfg: Config, family: str, kind: str) -> None:
+    _placements(kind, cfg, family)
 
 
-def _inject_parallel(model, cfg):
-    return inject_bottleneck(model, cfg, "parallel")
-
-
-register(Method("series", Config, _inject_series, library="in-house", description="AdapterH: series bottleneck adapters on the MLP linears"))
-register(Method("adapterp", Config, _inject_adapterp, library="in-house", description="AdapterP: a series adapter after the MLP output"))
-register(Method("parallel", Config, _inject_parallel, library="in-house", description="parallel bottleneck adapters (attention q, k, v)"))
+_register("series", "AdapterH: series bottleneck adapters on the MLP linears")
+_register("adapterp", "AdapterP: a series adapter after the MLP output")
+_register("parallel", "parallel bottleneck adapters (attention q, k, v)")

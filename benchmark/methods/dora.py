@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmark.methods import Method, lora, register
+from benchmark.registry.catalogue import FAMILIES
 
 
 @dataclass(frozen=True)
@@ -19,4 +20,5 @@ def inject(model, cfg: Config):
     return lora.inject_lora(model, cfg, method="dora", use_dora=True)
 
 
-register(Method("dora", Config, inject, library="peft", description="DoRA (peft LoRA, use_dora); LoRA's default targets"))
+register(Method("dora", Config, inject, library="peft", model_families=FAMILIES,
+                description="DoRA (peft LoRA, use_dora); LoRA's default targets"))

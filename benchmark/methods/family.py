@@ -1,4 +1,4 @@
-"""Model families and target-module resolution shared by the methods.
+"""The model family of a loaded model, and target-module resolution shared by the methods.
 
 Default target modules are data kept in each method module (a family -> names dict); this
 module only finds the family of a loaded model and checks that the named modules exist.
@@ -7,10 +7,10 @@ module only finds the family of a loaded model and checks that the named modules
 from __future__ import annotations
 
 from benchmark.errors import UserError
-from benchmark.registry.catalogue import CAUSAL_FAMILIES, ENCODER_FAMILIES, FAMILIES  # noqa: F401 (re-exported)
+from benchmark.registry.catalogue import FAMILIES
 
 
-def family_of(model) -> str:
+def model_family_of(model) -> str:
     """llama | bloom | gptj | bert | roberta, from model.config.model_type (peft wrappers included)."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     if model_type not in FAMILIES:
@@ -36,14 +36,22 @@ def linear_suffixes(model) -> list[str]:
     return sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, nn.Linear) and name})
 
 
+def targets_for(family: str, targets: tuple[str, ...] | None, defaults: dict[str, tuple[str, ...]],
+                method: str) -> tuple[str, ...]:
+    """The configured targets, or the family's defaults (UserError when it has none). Needs no model: the
+    planner asks this (through a method's check_config) before anything loads."""
+    if targets is not None:
+        return tuple(targets)
+    if family not in defaults:
+        raise UserError(f"method {method}: no default target_modules for model family {family!r} "
+                        f"(defined for {', '.join(defaults)}); set method_args.target_modules")
+    return defaults[family]
+
+
 def resolve_targets(model, targets: tuple[str, ...] | None, defaults: dict[str, tuple[str, ...]], method: str) -> tuple[str, ...]:
     """The configured targets, or the family's defaults; every name must match a Linear of the model."""
-    family = family_of(model)
-    if targets is None:
-        if family not in defaults:
-            raise UserError(f"method {method}: no default target_modules for family {family!r} "
-                            f"(defined for {', '.join(defaults)}); set method_args.target_modules")
-        targets = defaults[family]
+    family = model_family_of(model)
+    targets = targets_for(family, targets, defaults, method)
     present = linear_suffixes(model)
     for name in targets:
         if name not in present:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchmark.methods import Method, check, register
+from benchmark.checks import check
+from benchmark.methods import Method, register
+from benchmark.registry.catalogue import FAMILIES
 
 
 @dataclass(frozen=True)
@@ -23,4 +25,5 @@ def inject(model, cfg: Config):
     return model
 
 
-register(Method("full", Config, inject, library="torch", description="full fine-tuning (all parameters train)"))
+register(Method("full", Config, inject, library="torch", model_families=FAMILIES,
+                description="full fine-tuning (all parameters train)"))

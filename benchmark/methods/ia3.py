@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmark.checks import check
 from benchmark.errors import UserError
-from benchmark.methods import Method, check, register
-from benchmark.methods.family import CAUSAL_FAMILIES, family_of, normalize_targets, resolve_targets
+from benchmark.methods import Method, register
+from benchmark.methods.family import model_family_of, normalize_targets, resolve_targets, targets_for
+from benchmark.registry.catalogue import CAUSAL_FAMILIES, FAMILIES
 
 # peft's own defaults (peft.utils.constants TRANSFORMERS_MODELS_TO_IA3_{TARGET,FEEDFORWARD}_MODULES_MAPPING,
 # peft 0.21.2), as last-name components; LLM-Adapters has no (IA)^3. Note gptj is q_proj, v_proj, fc_out there
@@ -51,17 +53,27 @@ class Config:
             check(not extra, "feedforward_modules", self.feedforward_modules, "names from target_modules")
 
 
-def inject(model, cfg: Config):
-    family = family_of(model)
-    targets = resolve_targets(model, cfg.target_modules, DEFAULT_TARGETS, "ia3")
+def _modules(cfg: Config, family: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(target modules, feedforward modules) for the family; UserError when it has no defaults or the
+    feedforward modules are not among the targets."""
+    targets = targets_for(family, cfg.target_modules, DEFAULT_TARGETS, "ia3")
     if cfg.feedforward_modules is None:
-        feedforward = tuple(m for m in DEFAULT_FEEDFORWARD.get(family, ()) if m in targets)
-    else:
-        feedforward = cfg.feedforward_modules
-        extra = [m for m in feedforward if m not in targets]
-        if extra:
-            raise UserError(f"method ia3: method_args.feedforward_modules: {', '.join(extra)} not among the "
-                            f"target modules ({', '.join(targets)})")
+        return targets, tuple(m for m in DEFAULT_FEEDFORWARD.get(family, ()) if m in targets)
+    extra = [m for m in cfg.feedforward_modules if m not in targets]
+    if extra:
+        raise UserError(f"method ia3: method_args.feedforward_modules: {', '.join(extra)} not among the "
+                        f"target modules ({', '.join(targets)})")
+    return targets, cfg.feedforward_modules
+
+
+def check_config(cfg: Config, family: str) -> None:
+    _modules(cfg, family)
+
+
+def inject(model, cfg: Config):
+    family = model_family_of(model)
+    targets, feedforward = _modules(cfg, family)
+    resolve_targets(model, targets, DEFAULT_TARGETS, "ia3")  # every target must be a Linear of the model
     import peft  # late: costs seconds
 
     task_type = "CAUSAL_LM" if family in CAUSAL_FAMILIES else None
@@ -69,4 +81,5 @@ def inject(model, cfg: Config):
     return peft.get_peft_model(model, peft_cfg)
 
 
-register(Method("ia3", Config, inject, library="peft", description="(IA)^3 (peft); peft's default targets"))
+register(Method("ia3", Config, inject, library="peft", model_families=FAMILIES, check_config=check_config,
+                description="(IA)^3 (peft); peft's default targets"))

@@ -5,6 +5,10 @@ positions 0..n-1 over [prompt | left padding | tokens]: a left-padded row then s
 distance than the same row unpadded. A forward pre-hook on the base model fills the missing position_ids from the
 (prompt-extended) attention mask, as transformers' generate does for a plain model; with no padding they equal the
 default positions. BLOOM (ALiBi from the mask) takes no position_ids and needs no hook.
+
+Decoding: `PromptDecoding` gives the fast decoder (evaluation/beam.py) the inputs peft's generate builds: the
+virtual embeddings in front of the prompt's, the mask extended by them, and no position ids (the pre-hook numbers
+them from the 2-D mask).
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-from benchmark.errors import UserError
-from benchmark.methods import Method, check, register
-from benchmark.methods.family import CAUSAL_FAMILIES, family_of
+import torch
+
+from benchmark.checks import check, is_int
+from benchmark.methods import Method, register
+from benchmark.registry.catalogue import CAUSAL_FAMILIES
 
 
 @dataclass(frozen=True)
@@ -22,8 +28,8 @@ class Config:
     num_virtual_tokens: int = 30  # LLM-Adapters' default
 
     def __post_init__(self):
-        check(isinstance(self.num_virtual_tokens, int) and not isinstance(self.num_virtual_tokens, bool)
-              and self.num_virtual_tokens >= 1, "num_virtual_tokens", self.num_virtual_tokens, "an integer >= 1")
+        check(is_int(self.num_virtual_tokens) and self.num_virtual_tokens >= 1, "num_virtual_tokens",
+              self.num_virtual_tokens, "an integer >= 1")
 
 
 def _positions_from_mask(module, args, kwargs):
@@ -40,11 +46,24 @@ def _positions_from_mask(module, args, kwargs):
     return args, {**kwargs, "position_ids": positions[:, -tokens.shape[1]:]}
 
 
+class PromptDecoding:
+    """The fast decoder's hook (evaluation/beam.py DecodeHook) for a peft prompt-tuning model."""
+
+    positions_from_mask = True  # peft passes no position ids; the pre-hook derives them from the 2-D mask
+
+    def callee(self, model):
+        return model.get_base_model()  # peft's generate calls the transformers model itself for prompt methods
+
+    def virtual_tokens(self, model) -> int:
+        return model.active_peft_config.num_virtual_tokens
+
+    def prefill_inputs(self, model, ids: torch.Tensor) -> dict:
+        embeds = model.word_embeddings(ids)
+        prompts = model.get_prompt(batch_size=ids.shape[0]).to(embeds.dtype)
+        return {"inputs_embeds": torch.cat([prompts, embeds], dim=1)}
+
+
 def inject(model, cfg: Config):
-    family = family_of(model)
-    if family not in CAUSAL_FAMILIES:
-        # Without a task type peft adds the prompt encoder but never prepends it: refuse rather than train nothing.
-        raise UserError(f"method prompt: family {family!r} is not supported; allowed: {', '.join(CAUSAL_FAMILIES)}")
     import peft  # late: costs seconds
 
     peft_cfg = peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=cfg.num_virtual_tokens,
@@ -56,4 +75,6 @@ def inject(model, cfg: Config):
     return wrapped
 
 
-register(Method("prompt", Config, inject, library="peft", description="prompt tuning (peft), random init"))
+# Causal families only: without a causal task type peft adds the prompt encoder but never prepends it.
+register(Method("prompt", Config, inject, library="peft", model_families=CAUSAL_FAMILIES,
+                description="prompt tuning (peft), random init", decode_hook=PromptDecoding()))

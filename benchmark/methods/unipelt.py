@@ -1,7 +1,7 @@
 """UniPELT and the PT+UniPELT study's variants, built with the `adapters` library (BERT/RoBERTa only).
 
-Source: /work/shared/reference/pt-unipelt.md, "PT+UniPELT (Chen, Pang, Yang, 2024): what is known" (the configs
-and the trainable-parameter table) and "UniPELT (Mao et al., ACL 2022)" (the components' defaults). The defaults
+Sources (docs/protocols/pt-unipelt.md): PT+UniPELT (Chen, Pang, Yang, 2024) for the configs and the
+trainable-parameter table, UniPELT (Mao et al., ACL 2022) for the components' defaults. The defaults
 below are the paper's settings, which are the library's defaults; with them `peft-bench params --model
 roberta-base` reproduces the paper's counts exactly (RoBERTa-base without a head, total 124,645,632):
 

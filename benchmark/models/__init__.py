@@ -84,7 +84,7 @@ def load_tokenizer(entry: ModelEntry, source: str | None = None):
 
     source = source or resolve_source(entry)
     tok = AutoTokenizer.from_pretrained(source, trust_remote_code=entry.trust_remote_code)
-    if entry.family in CAUSAL_FAMILIES:
+    if entry.model_family in CAUSAL_FAMILIES:
         tok.pad_token_id = LLM_ADAPTERS_PAD_ID
         tok.padding_side = "left"
         # generate() must not receive token_type_ids (GPT-J's and BLOOM's forward reject or misuse them).
@@ -113,10 +113,10 @@ def _head_kwargs(head) -> dict:
 def check_head(entry: ModelEntry, kind: str) -> None:
     if kind not in HEAD_KINDS:
         raise ValueError(f"head: got {kind!r}; allowed: {', '.join(HEAD_KINDS)}")
-    causal = entry.family in CAUSAL_FAMILIES
+    causal = entry.model_family in CAUSAL_FAMILIES
     if causal != (kind in CAUSAL_HEADS):
         allowed = ", ".join(CAUSAL_HEADS) if causal else ", ".join(k for k in HEAD_KINDS if k not in CAUSAL_HEADS)
-        raise UserError(f"model {entry.name}: family {entry.family} cannot take a {kind} head here; allowed: {allowed} "
+        raise UserError(f"model {entry.name}: family {entry.model_family} cannot take a {kind} head here; allowed: {allowed} "
                         "(generation tasks run on causal LMs, classification and QA on encoders)")
 
 
@@ -124,7 +124,7 @@ def load(entry: ModelEntry, dtype: str | None = None, head=None):
     """(model, tokenizer) for a catalogue entry; the model on CPU in `dtype` (default: the entry's).
 
     head: a benchmark.tasks.Head, or None for the family's language-model head."""
-    kind = head.kind if head is not None else ("causal-lm" if entry.family in CAUSAL_FAMILIES else "masked-lm")
+    kind = head.kind if head is not None else ("causal-lm" if entry.model_family in CAUSAL_FAMILIES else "masked-lm")
     check_head(entry, kind)
     source = resolve_source(entry)
     try:
@@ -136,12 +136,12 @@ def load(entry: ModelEntry, dtype: str | None = None, head=None):
         raise UserError(f"model {entry.name}: cannot load {entry.source!r} (an HF id must be in the local HF cache "
                         f"or reachable; a path must be a save_pretrained directory with safetensors weights): "
                         f"{str(exc).splitlines()[0]}") from None
-    if model.config.model_type != entry.family:
+    if model.config.model_type != entry.model_family:
         raise UserError(f"model {entry.name}: {entry.source!r} is a {model.config.model_type!r} model but "
-                        f"suites/models.yaml says family {entry.family!r}")
+                        f"suites/models.yaml says family {entry.model_family!r}")
     model.peft_bench_new_parameters = tuple(sorted(info.get("missing_keys", ())))
     tokenizer = load_tokenizer(entry, source)
-    if entry.family in CAUSAL_FAMILIES:
+    if entry.model_family in CAUSAL_FAMILIES:
         model.config.pad_token_id = LLM_ADAPTERS_PAD_ID
         model.generation_config.pad_token_id = LLM_ADAPTERS_PAD_ID
     return model, tokenizer
@@ -153,7 +153,7 @@ _CACHE: dict[tuple, tuple] = {}
 def load_cached(entry: ModelEntry, dtype: str | None = None, head=None):
     """Like `load`, but the base weights are read once per process: each call returns a fresh deep copy.
     The copy's new parameters (a task head) are as the first load drew them: call `fresh_head` per trial."""
-    key = (entry.source, entry.family, dtype or entry.dtype, entry.trust_remote_code,
+    key = (entry.source, entry.model_family, dtype or entry.dtype, entry.trust_remote_code,
            None if head is None else (head.kind, head.num_labels, head.regression))
     if key not in _CACHE:
         _CACHE.clear()  # one base model at a time: a worker never holds two 7B models in memory

@@ -5,8 +5,9 @@ query_key_value/dense_h_to_4h/... for BLOOM, q_proj/out_proj/fc_in/fc_out for GP
 method's default target modules apply unchanged. They are small enough to train a few hundred
 steps on a laptop CPU in seconds and large enough to learn the embedded synthetic tasks.
 
-The causal models are then pretrained briefly on plain embedded text (models/pretrain.py says
-why and on what), so parameter-efficient methods have a base model worth adapting.
+The models are then pretrained briefly on plain embedded text by the zoo's own builder
+(models/pretrain.py says why, on what and how; never the trial loop), so parameter-efficient
+methods have a base model worth adapting.
 
 `ensure(name)` builds a model once with a fixed seed and saves it with `save_pretrained`
 (safetensors) plus its tokenizer under `$PEFT_BENCH_CACHE/zoo/<name>/`; after that it loads
@@ -109,14 +110,14 @@ def build(name: str, out_dir: Path, pretrain_overrides: dict | None = None) -> N
         model.generation_config.bos_token_id = BOS_ID
         model.generation_config.eos_token_id = EOS_ID
         model.generation_config.pad_token_id = CAUSAL_PAD_ID
-    else:  # encoders: masked-LM pretraining on the encoder tasks' kind of text (benchmark/train/mlm.py)
+    else:  # encoders: masked-LM pretraining on the encoder tasks' kind of text (models/pretrain.py)
         from benchmark.data.embedded import encoder_pretraining_documents
-        from benchmark.train.mlm import MlmSettings, train_mlm
+        from benchmark.models.pretrain import pretrain_masked
 
         documents = list(encoder_pretraining_documents())
         settings = {**ENCODER_PRETRAIN_SETTINGS, **(pretrain_overrides or {})}
         with torch.random.fork_rng(devices=[]):
-            stats = train_mlm(model, tok, documents, MlmSettings(**settings))
+            stats = pretrain_masked(model, tok, documents, settings)
         (out_dir / "pretraining.json").write_text(json.dumps(
             {"settings": settings, "documents": len(documents), "steps": stats.steps,
              "final_loss": stats.final_loss, "loss_history": stats.loss_history, "seconds": stats.seconds}, indent=1))
@@ -141,8 +142,3 @@ def ensure(name: str) -> Path:
 
     expected = stamp(name)  # validates the name before anything is written
     return build_once(cache_dir() / "zoo" / name, expected, lambda tmp: build(name, tmp))
-
-
-def head_of(name: str) -> str:
-    """The head the zoo model was saved with: causal-lm or masked-lm."""
-    return _spec(name)[2]

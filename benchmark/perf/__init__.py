@@ -4,5 +4,5 @@ Each measurement is one module: `evaluation` (reference decoding vs ours, output
 token), `training` (reference-style batching vs length grouping, same steps), `overhead` (trial start
 to first optimizer step, cold vs warm weight cache), `control` (planning a large grid, the store).
 `suite.run(settings)` runs them all and returns the JSON-ready dict; `report` writes JSON + Markdown.
-`gpu` holds the CUDA-only helpers (TF32, evaluation batch size from free memory).
+Device choice, TF32 flags and the evaluation batch size from free memory live in benchmark/device.py.
 """

@@ -234,9 +234,9 @@ def train_figures(s: DeviceSettings, base, tok, log=print) -> dict:
 def eval_figures(s: DeviceSettings, model, tok, log=print) -> dict:
     import torch
 
+    from benchmark.device import decoding_batch_size
     from benchmark.evaluation.generate import generate_ids, generate_reference_ids
     from benchmark.perf.evaluation import eval_prompts
-    from benchmark.perf.gpu import decoding_batch_size
     from benchmark.perf.settings import Settings
 
     prompts = eval_prompts(Settings(eval_dataset=s.eval_dataset, eval_prompts=s.eval_prompts))
@@ -293,7 +293,7 @@ def run(s: DeviceSettings, log=print, save=None, only: tuple[str, ...] = ("train
     """Every measurement; `save(figures)` is called after each part, so a run cut short keeps what it measured."""
     import torch
 
-    from benchmark.perf.gpu import configure_backends
+    from benchmark.device import configure_backends
     from benchmark.perf.suite import machine
 
     if s.device.startswith("cuda") and not torch.cuda.is_available():

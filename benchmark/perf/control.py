@@ -40,7 +40,7 @@ def measure_plan(s: Settings, workdir: Path) -> tuple[dict, list]:
 def _result(spec, i: int):
     from benchmark.result import Metric, TrialResult
 
-    return TrialResult(spec=spec, metrics=[Metric(eval_data="emb-gsm8k", family="math", metric="accuracy",
+    return TrialResult(spec=spec, metrics=[Metric(eval_data="emb-gsm8k", task_family="math", metric="accuracy",
                                                   value=float(i % 100), n_examples=100)],
                        trainable_params=1000, total_params=100_000, train_seconds=1.0, eval_seconds=1.0,
                        train_tokens_per_s=1000.0, eval_examples_per_s=10.0, train_loss=1.0, device="cpu",

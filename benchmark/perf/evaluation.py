@@ -30,8 +30,8 @@ def eval_prompts(s: Settings) -> list[str]:
 def measure(s: Settings, model=None, tokenizer=None) -> dict:
     import torch
 
+    from benchmark.device import decoding_batch_size
     from benchmark.evaluation.generate import generate_ids, generate_reference_ids
-    from benchmark.perf.gpu import decoding_batch_size
     from benchmark.registry.spec import EvalConfig
 
     if model is None:

@@ -48,5 +48,7 @@ def load_suite(name_or_path: str) -> Suite:
 
 
 def plan(name_or_path: str, filters: list[str] | None = None, embedded: bool = False) -> tuple[Suite, list[TrialSpec]]:
+    """The suite's TrialSpecs, expanded and filtered: the grid alone. benchmark.planner.plan resolves and
+    checks them against the method and task registries (what validate, plan and run call)."""
     suite = load_suite(name_or_path)
     return suite, apply_filters(expand(suite, embedded=embedded), filters or [])

@@ -2,26 +2,36 @@
 
 Differences between models and datasets live here, as data: a family, a source, an answer
 rule, a metric. Code downstream reads these entries and never branches on a name.
+
+A dataset is one entry: its format (validated against benchmark/registry/formats), location, task
+family, answer rule and options (its chance level follows), metrics (validated against the metric
+table, benchmark/metrics.py), generation length, the report table and column it is printed in (the
+`tables:` section gives each table its title), the column name published tables use, and its embedded
+twin. More catalogue files (datasets and tables of your own) are read from $PEFT_BENCH_DATASETS.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.errors import UserError
+from benchmark import metrics as metric_table
+from benchmark.checks import is_int
+from benchmark.errors import UserError, did_you_mean
 from benchmark.paths import SUITES_DIR
+from benchmark.registry import formats
 from benchmark.registry.yamlio import check_keys, load_yaml, require
 
 CAUSAL_FAMILIES = ("llama", "bloom", "gptj")  # decoder LMs: generation tasks, LLM-Adapters tokenizer settings
 ENCODER_FAMILIES = ("bert", "roberta")  # encoders: classification / QA heads, the `adapters` methods
 FAMILIES = CAUSAL_FAMILIES + ENCODER_FAMILIES
-FORMATS = ("llm-adapters", "glue-jsonl", "dapt-jsonl", "squad-v1", "hf", "text")
-SPLIT_FORMATS = ("glue-jsonl", "dapt-jsonl", "squad-v1", "hf")  # folders of splits: `split:` may name one
 # corpus: unlabelled text (format text) for masked-LM stages (DAPT corpora, TAPT)
 TASK_FAMILIES = ("math", "commonsense", "classification", "qa", "corpus")
 ROLES = ("train", "dev", "eval")  # dev: the split early stopping and model selection read
+ANSWERS = ("number", "letter", "choice")  # answer extraction rules of generation tasks (evaluation/extract.py)
+EXTRA_DATASETS_ENV = "PEFT_BENCH_DATASETS"  # further dataset catalogue files, os.pathsep separated
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -29,7 +39,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 class ModelEntry:
     name: str
     source: str  # "embedded:<name>", an HF id, or a local directory
-    family: str
+    model_family: str  # llama | bloom | gptj | bert | roberta (the `family` key of suites/models.yaml)
     dtype: str = "float32"
     resources: dict = field(default_factory=dict)  # cpus / gpus / memory_gb defaults for its trials
     embedded_twin: str | None = None  # the tiny model of the same family used by --embedded
@@ -46,21 +56,53 @@ class ModelEntry:
 
 
 @dataclass(frozen=True)
+class DatasetTable:
+    """A report table datasets belong to (a page per suite): its id and the title pages print."""
+
+    id: str
+    title: str
+
+
+@dataclass(frozen=True)
 class DatasetEntry:
     name: str
-    format: str  # which loader in benchmark/data reads it
+    format: str  # a registered format (benchmark/registry/formats): how the files are read
     path: str  # relative to the data root (or the embedded data dir), or an HF id for format "hf"
-    family: str  # math | commonsense | classification | qa | corpus
+    task_family: str  # math | commonsense | classification | qa | corpus: which task kind trains and scores it
     role: str = "eval"  # train | dev | eval
-    answer: str | None = None  # extraction rule: number | letter | choice (labels below)
-    labels: tuple[str, ...] = ()  # for answer: choice, the label words (e.g. true, false)
-    metric: str = "accuracy"
-    max_new_tokens: int | None = None  # protocol default for generation
+    answer: str | None = None  # extraction rule of generation tasks: number | letter | choice
+    # choice: the label words (true, false); letter: the option letters (A-E); classification: the class names
+    labels: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ("accuracy",)  # names in benchmark.metrics, in print order; the first is selected on
+    max_new_tokens: int | None = None  # generation length of the protocol
     embedded: bool = False  # lives under the embedded data dir, generated on first use
     embedded_twin: str | None = None  # the embedded dataset of the same format used by --embedded
     contains: tuple[str, ...] = ()  # eval datasets whose test items this training set holds (leak guard)
     source_note: str = ""  # where the real data comes from, printed when it is missing
     split: str | None = None  # the split to read instead of the role's (e.g. MNLI's validation_matched)
+    table: str | None = None  # the report table (tables: in the catalogue) of an eval set; default its task family
+    column: int | None = None  # its position among the table's columns (1 = first); unset: after the numbered ones
+    published_as: str = ""  # the column name published tables (suites/baselines) use; default the name
+    file: str = field(default="", compare=False)  # the catalogue file that declares it (for messages)
+
+    @property
+    def metric(self) -> str:
+        """The metric reported first and used for dev selection."""
+        return self.metrics[0]
+
+    @property
+    def published_name(self) -> str:
+        return self.published_as or self.name
+
+    @property
+    def chance(self) -> float | None:
+        """Accuracy (%) of a uniform guess among the answer options: 1/k for choice and letter answers, 0 for
+        an open number; None where the catalogue does not define one (another metric, or no answer rule)."""
+        if self.metric != "accuracy":
+            return None
+        if self.answer in ("choice", "letter"):
+            return 100.0 / len(self.labels)
+        return 0.0 if self.answer == "number" else None
 
 
 def _entry_error(file: Path, path: str, msg: str) -> UserError:
@@ -68,8 +110,9 @@ def _entry_error(file: Path, path: str, msg: str) -> UserError:
 
 
 MODEL_KEYS = {"source", "family", "dtype", "resources", "embedded_twin", "trust_remote_code", "description", "arch"}
-DATASET_KEYS = {"format", "path", "family", "role", "answer", "labels", "metric", "max_new_tokens",
-                "embedded", "embedded_twin", "contains", "source_note", "split"}
+DATASET_KEYS = {"format", "path", "task_family", "family", "role", "answer", "labels", "metric", "metrics",
+                "max_new_tokens", "embedded", "embedded_twin", "contains", "source_note", "split", "table", "column",
+                "published_as"}
 
 
 def parse_models(raw: dict, file: Path) -> dict[str, ModelEntry]:
@@ -79,9 +122,9 @@ def parse_models(raw: dict, file: Path) -> dict[str, ModelEntry]:
         where = f"models.{name}"
         check_keys(body, MODEL_KEYS, file, where)
         source = require(body, "source", str, file, where)
-        family = require(body, "family", str, file, where)
-        if family not in FAMILIES:
-            raise _entry_error(file, f"{where}.family", f"got {family!r}; allowed: {', '.join(FAMILIES)}")
+        model_family = require(body, "family", str, file, where)
+        if model_family not in FAMILIES:
+            raise _entry_error(file, f"{where}.family", f"got {model_family!r}; allowed: {', '.join(FAMILIES)}")
         dtype = body.get("dtype", "float32")
         if dtype not in DTYPES:
             raise _entry_error(file, f"{where}.dtype", f"got {dtype!r}; allowed: {', '.join(DTYPES)}")
@@ -90,9 +133,10 @@ def parse_models(raw: dict, file: Path) -> dict[str, ModelEntry]:
         trust = body.get("trust_remote_code", False)
         if not isinstance(trust, bool):
             raise _entry_error(file, f"{where}.trust_remote_code", f"got {trust!r}; allowed: true, false")
-        out[name] = ModelEntry(name=name, source=source, family=family, dtype=dtype, resources=dict(resources),
-                               embedded_twin=body.get("embedded_twin"), trust_remote_code=trust,
-                               description=body.get("description", ""), arch=_arch(body, file, where, family))
+        out[name] = ModelEntry(name=name, source=source, model_family=model_family, dtype=dtype,
+                               resources=dict(resources), embedded_twin=body.get("embedded_twin"),
+                               trust_remote_code=trust, description=body.get("description", ""),
+                               arch=_arch(body, file, where, model_family))
     for entry in out.values():
         if entry.embedded_twin and entry.embedded_twin not in out:
             raise _entry_error(file, f"models.{entry.name}.embedded_twin",
@@ -100,12 +144,13 @@ def parse_models(raw: dict, file: Path) -> dict[str, ModelEntry]:
     return out
 
 
-def _arch(body: dict, file: Path, where: str, family: str) -> dict:
+def _arch(body: dict, file: Path, where: str, model_family: str) -> dict:
     arch = body.get("arch", {}) or {}
     if not isinstance(arch, dict):
         raise _entry_error(file, f"{where}.arch", f"got {arch!r}; allowed: a mapping of HF config fields")
-    if arch and arch.get("model_type") != family:
-        raise _entry_error(file, f"{where}.arch.model_type", f"got {arch.get('model_type')!r}; allowed: {family!r} (the family)")
+    if arch and arch.get("model_type") != model_family:
+        raise _entry_error(file, f"{where}.arch.model_type",
+                           f"got {arch.get('model_type')!r}; allowed: {model_family!r} (the family)")
     return dict(arch)
 
 
@@ -117,55 +162,138 @@ def _data_path(path: str, file: Path, where: str) -> str:
     return path
 
 
-def parse_datasets(raw: dict, file: Path) -> dict[str, DatasetEntry]:
-    datasets = require(raw, "datasets", dict, file, "")
+def parse_tables(raw: dict, file: Path) -> dict[str, DatasetTable]:
+    """The catalogue's `tables:` section: id -> {title}."""
+    body = raw.get("tables", {}) or {}
+    if not isinstance(body, dict):
+        raise _entry_error(file, "tables", f"got {body!r}; allowed: a mapping of table id -> {{title}}")
     out = {}
-    for name, body in datasets.items():
-        where = f"datasets.{name}"
-        check_keys(body, DATASET_KEYS, file, where)
-        fmt = require(body, "format", str, file, where)
-        if fmt not in FORMATS:
-            raise _entry_error(file, f"{where}.format", f"got {fmt!r}; allowed: {', '.join(FORMATS)}")
-        family = require(body, "family", str, file, where)
-        if family not in TASK_FAMILIES:
-            raise _entry_error(file, f"{where}.family", f"got {family!r}; allowed: {', '.join(TASK_FAMILIES)}")
-        if (fmt == "text") != (family == "corpus"):
-            raise _entry_error(file, f"{where}.family", f"got {family!r} with format {fmt!r}; allowed: family corpus "
-                               "exactly with format text (unlabelled documents)")
-        split = body.get("split")
-        if split is not None and (not isinstance(split, str) or not split.strip()):
-            raise _entry_error(file, f"{where}.split", f"got {split!r}; allowed: a split name such as validation_matched")
-        if split is not None and fmt not in SPLIT_FORMATS:
-            raise _entry_error(file, f"{where}.split", f"format {fmt!r} has no splits; allowed with formats: "
-                               f"{', '.join(SPLIT_FORMATS)}")
-        role = body.get("role", "eval")
-        if role not in ROLES:
-            raise _entry_error(file, f"{where}.role", f"got {role!r}; allowed: {', '.join(ROLES)}")
-        answer = body.get("answer")
-        if answer not in (None, "number", "letter", "choice", "label", "span"):
-            raise _entry_error(file, f"{where}.answer", f"got {answer!r}; allowed: number, letter, choice, label, span")
-        raw_labels = body.get("labels") or []
-        if not isinstance(raw_labels, list) or not all(isinstance(x, str) for x in raw_labels):
-            raise _entry_error(file, f"{where}.labels", f"got {raw_labels!r}; allowed: a list of strings "
-                               "(quote words YAML reads as booleans or numbers, e.g. \"true\")")
-        labels = tuple(raw_labels)
-        if answer == "choice" and not labels:
-            raise _entry_error(file, f"{where}.labels", "answer: choice needs a non-empty list of label words")
-        out[name] = DatasetEntry(
-            name=name, format=fmt, path=_data_path(require(body, "path", str, file, where), file, where),
-            family=family, role=role,
-            answer=answer, labels=labels, metric=body.get("metric", "accuracy"),
-            max_new_tokens=body.get("max_new_tokens"), embedded=bool(body.get("embedded", False)),
-            embedded_twin=body.get("embedded_twin"), contains=tuple(body.get("contains", ()) or ()),
-            source_note=body.get("source_note", ""), split=split,
-        )
+    for table_id, table in body.items():
+        where = f"tables.{table_id}"
+        check_keys(table, {"title"}, file, where)
+        title = require(table, "title", str, file, where)
+        if not title.strip():
+            raise _entry_error(file, f"{where}.title", "got ''; allowed: the title the report prints")
+        out[str(table_id)] = DatasetTable(id=str(table_id), title=title)
+    return out
+
+
+def _choice(value, allowed, file: Path, path: str):
+    if value not in allowed:
+        raise _entry_error(file, path, f"got {value!r}{did_you_mean(str(value), allowed)}; "
+                           f"allowed: {', '.join(map(str, allowed))}")
+    return value
+
+
+def _strings(body: dict, key: str, file: Path, where: str, hint: str = "") -> tuple[str, ...]:
+    value = body.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(x, str) and x.strip() for x in value) \
+            or len(set(value)) != len(value):
+        raise _entry_error(file, f"{where}.{key}", f"got {value!r}; allowed: a list of distinct non-empty strings{hint}")
+    return tuple(value)
+
+
+def _positive_int(body: dict, key: str, file: Path, where: str) -> int | None:
+    value = body.get(key)
+    if value is not None and not (is_int(value) and value >= 1):
+        raise _entry_error(file, f"{where}.{key}", f"got {value!r}; allowed: an integer >= 1")
+    return value
+
+
+def _task_family(body: dict, file: Path, where: str) -> str:
+    # `family` is the key catalogues used before the rename; one of the two, never both.
+    if "family" in body and "task_family" in body:
+        raise _entry_error(file, f"{where}.family", "given with task_family; allowed: task_family only")
+    key = "family" if "family" in body else "task_family"
+    return _choice(require(body, key, str, file, where), TASK_FAMILIES, file, f"{where}.{key}")
+
+
+def _dataset(name: str, body, file: Path, tables: dict[str, DatasetTable]) -> DatasetEntry:
+    where = f"datasets.{name}"
+    check_keys(body, DATASET_KEYS, file, where)
+    fmt = formats.get(_choice(require(body, "format", str, file, where), formats.names(), file, f"{where}.format"))
+    task_family = _task_family(body, file, where)
+    if task_family not in fmt.task_families:
+        raise _entry_error(file, f"{where}.task_family", f"got {task_family!r} with format {fmt.name!r}; "
+                           f"allowed: {', '.join(fmt.task_families)}")
+    split = body.get("split")
+    if split is not None:
+        if fmt.splits == ():
+            raise _entry_error(file, f"{where}.split", f"format {fmt.name!r} has no splits; allowed with formats: "
+                               f"{', '.join(n for n in formats.names() if formats.get(n).splits != ())}")
+        if not isinstance(split, str) or not split.strip() or (fmt.splits is not None and split not in fmt.splits):
+            raise _entry_error(file, f"{where}.split", f"got {split!r}; allowed: "
+                               + (", ".join(fmt.splits) if fmt.splits else "a split name such as validation_matched"))
+    role = _choice(body.get("role", "eval"), ROLES, file, f"{where}.role")
+    answer = body.get("answer")
+    if answer is not None:
+        _choice(answer, ANSWERS, file, f"{where}.answer")
+    labels = _strings(body, "labels", file, where, " (quote words YAML reads as booleans or numbers, e.g. \"true\")")
+    if answer in ("choice", "letter") and not labels:
+        raise _entry_error(file, f"{where}.labels", f"answer: {answer} needs its answer options "
+                           "(choice: the label words; letter: the option letters, e.g. [A, B, C, D, E])")
+    if answer == "letter" and not all(len(x) == 1 for x in labels):
+        raise _entry_error(file, f"{where}.labels", f"got {list(labels)!r}; allowed: single letters (answer: letter)")
+    metric_key = "metric" if "metric" in body else "metrics"
+    if "metric" in body and "metrics" in body:
+        raise _entry_error(file, f"{where}.metric", "given with metrics; allowed: one of metric, metrics")
+    metrics = _strings(body, metric_key, file, where) or ("accuracy",)
+    for i, metric in enumerate(metrics):
+        _choice(metric, metric_table.names(), file, f"{where}.{metric_key}" + (f"[{i}]" if metric_key == "metrics" else ""))
+    table = body.get("table", task_family if role == "eval" else None)
+    if "table" in body:
+        if role != "eval":
+            raise _entry_error(file, f"{where}.table", f"role {role!r}; allowed: a table for eval datasets only")
+        _choice(table, sorted(tables), file, f"{where}.table")
+    column = _positive_int(body, "column", file, where)
+    if column is not None and "table" not in body:
+        raise _entry_error(file, f"{where}.column", "given without table; allowed: a position in the entry's table")
+    published_as = body.get("published_as", "")
+    if not isinstance(published_as, str):
+        raise _entry_error(file, f"{where}.published_as", f"got {published_as!r}; allowed: a column name")
+    embedded = body.get("embedded", False)
+    if not isinstance(embedded, bool):
+        raise _entry_error(file, f"{where}.embedded", f"got {embedded!r}; allowed: true, false")
+    return DatasetEntry(
+        name=name, format=fmt.name, path=_data_path(require(body, "path", str, file, where), file, where),
+        task_family=task_family, role=role, answer=answer, labels=labels, metrics=metrics,
+        max_new_tokens=_positive_int(body, "max_new_tokens", file, where), embedded=embedded,
+        embedded_twin=body.get("embedded_twin"), contains=_strings(body, "contains", file, where),
+        source_note=body.get("source_note", ""), split=split, table=table, column=column,
+        published_as=published_as, file=str(file))
+
+
+def parse_datasets(raw: dict, file: Path, tables: dict[str, DatasetTable] | None = None,
+                   known: dict[str, DatasetEntry] | None = None) -> dict[str, DatasetEntry]:
+    """One catalogue file's datasets, validated. tables: every table of the catalogue (default: the file's
+    own); known: entries of the files read before this one (names must not repeat; references may point there)."""
+    check_keys(raw, {"tables", "datasets"}, file, "")
+    tables = parse_tables(raw, file) if tables is None else tables
+    known = known or {}
+    out = {}
+    for name, body in require(raw, "datasets", dict, file, "").items():
+        if name in known:
+            raise _entry_error(file, f"datasets.{name}", f"already declared in {known[name].file}; allowed: a new name")
+        out[name] = _dataset(str(name), body, file, tables)
+    everything = {**known, **out}
     for entry in out.values():
         for ref_field, refs in (("embedded_twin", [entry.embedded_twin] if entry.embedded_twin else []),
                                 ("contains", list(entry.contains))):
             for ref in refs:
-                if ref not in out:
+                if ref not in everything:
                     raise _entry_error(file, f"datasets.{entry.name}.{ref_field}",
-                                       f"unknown dataset {ref!r}; allowed: {', '.join(sorted(out))}")
+                                       f"unknown dataset {ref!r}{did_you_mean(str(ref), everything)}; "
+                                       f"allowed: {', '.join(sorted(everything))}")
+    columns: dict[tuple, str] = {}
+    for entry in everything.values():
+        if entry.column is not None:
+            other = columns.setdefault((entry.table, entry.column), entry.name)
+            if other != entry.name:
+                raise _entry_error(Path(entry.file), f"datasets.{entry.name}.column",
+                                   f"got {entry.column}, the position of {other} in table {entry.table}; "
+                                   "allowed: a position no other dataset of the table has")
     return out
 
 
@@ -174,17 +302,43 @@ def _models_cached(file: str) -> dict[str, ModelEntry]:
     return parse_models(load_yaml(Path(file)), Path(file))
 
 
-@functools.cache
-def _datasets_cached(file: str) -> dict[str, DatasetEntry]:
-    return parse_datasets(load_yaml(Path(file)), Path(file))
-
-
 def models(file: Path | None = None) -> dict[str, ModelEntry]:
     return _models_cached(str(file or SUITES_DIR / "models.yaml"))
 
 
+def catalogue_files() -> tuple[Path, ...]:
+    """The dataset catalogue: suites/datasets.yaml, then any files $PEFT_BENCH_DATASETS lists (os.pathsep
+    separated): datasets and tables of your own, added without editing the repository."""
+    extra = [Path(p) for p in os.environ.get(EXTRA_DATASETS_ENV, "").split(os.pathsep) if p.strip()]
+    return (SUITES_DIR / "datasets.yaml", *extra)
+
+
+@functools.cache
+def _catalogue(files: tuple[str, ...]) -> tuple[dict[str, DatasetTable], dict[str, DatasetEntry]]:
+    raws = [(Path(f), load_yaml(Path(f))) for f in files]
+    tables: dict[str, DatasetTable] = {}
+    for file, raw in raws:
+        for table_id, table in parse_tables(raw, file).items():
+            if table_id in tables:
+                raise _entry_error(file, f"tables.{table_id}", "already declared by an earlier catalogue file; "
+                                   "allowed: a new table id")
+            tables[table_id] = table
+    entries: dict[str, DatasetEntry] = {}
+    for file, raw in raws:
+        entries.update(parse_datasets(raw, file, tables, entries))
+    return tables, entries
+
+
 def datasets(file: Path | None = None) -> dict[str, DatasetEntry]:
-    return _datasets_cached(str(file or SUITES_DIR / "datasets.yaml"))
+    """Every dataset entry: of `file` alone when given, else of catalogue_files()."""
+    files = (file,) if file else catalogue_files()
+    return _catalogue(tuple(str(f) for f in files))[1]
+
+
+def tables(file: Path | None = None) -> dict[str, DatasetTable]:
+    """The report tables the catalogue declares (id -> DatasetTable)."""
+    files = (file,) if file else catalogue_files()
+    return _catalogue(tuple(str(f) for f in files))[0]
 
 
 def model(name: str) -> ModelEntry:
@@ -198,10 +352,10 @@ def model(name: str) -> ModelEntry:
 
 
 def dataset(name: str) -> DatasetEntry:
-    from benchmark.errors import did_you_mean
-
     entries = datasets()
     if name not in entries:
+        files = ", ".join(str(f.relative_to(SUITES_DIR.parent)) if f.is_relative_to(SUITES_DIR.parent) else str(f)
+                          for f in catalogue_files())
         raise UserError(f"unknown dataset {name!r}{did_you_mean(name, entries)}; "
-                        f"allowed: {', '.join(sorted(entries))} (suites/datasets.yaml)")
+                        f"allowed: {', '.join(sorted(entries))} ({files})")
     return entries[name]

@@ -2,8 +2,10 @@
 
 Resolution order for one cell: suite defaults, then the grid values of the cell, then every
 override whose `when` matches (in file order). Model resources start from the catalogue and
-are overridden by the suite. Everything is checked here, before any expensive work: unknown
-models, methods, method arguments and datasets, value ranges, contaminated training sets.
+are overridden by the suite. What the catalogue and the settings alone decide is checked here:
+unknown models and datasets, dataset roles, value ranges, adapt stages, contaminated training sets.
+The checks that need the method and task registries (method arguments, method x model family,
+task kinds, metric names) are the planner's (benchmark/planner.py), which resolves every spec.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import math
 from benchmark.errors import UserError
 from benchmark.registry import catalogue
 from benchmark.registry.spec import TrialSpec
+from benchmark.registry.stages import AdaptStage, parse_stages
 from benchmark.registry.suite import MAX_TRIALS, SCALAR_KEYS, SECTIONS, Suite
 
 # What `run --embedded` caps, so a whole paper grid rehearses on a laptop in minutes.
@@ -97,39 +100,37 @@ def _cells(suite: Suite):
         yield cfg, cell
 
 
-def _where(suite: Suite, cell: dict) -> str:
+def where(suite: Suite, cell: dict) -> str:
+    """How an error names a cell: the suite file and the cell's grid coordinates."""
     coords = ", ".join(f"{k}={v}" for k, v in cell.items())
     return f"{suite.file}: cell ({coords})" if coords else f"{suite.file}: defaults"
 
 
 def build_spec(suite: Suite, cfg: dict, cell: dict) -> TrialSpec:
-    from benchmark import methods  # late: methods register themselves on import (no peft import)
-
-    where = _where(suite, cell)
+    here = where(suite, cell)
     for required in ("model", "method", "train_data", "eval_data"):
         if required not in cfg:
-            raise UserError(f"{where}: {required}: missing; set it in defaults, the grid or an override")
+            raise UserError(f"{here}: {required}: missing; set it in defaults, the grid or an override")
+
     def checked(field: str, fn, *args):
         try:
             return fn(*args)
         except UserError as exc:
-            raise UserError(f"{where}: {field}: {exc}") from None
+            raise UserError(f"{here}: {field}: {exc}") from None
 
     model = checked("model", catalogue.model, cfg["model"])
     method_args = dict(cfg.get("method_args", {}))
-    checked("method", methods.get, cfg["method"])
-    checked("method_args", methods.build_config, cfg["method"], method_args)
     train_entry = checked("train_data", catalogue.dataset, cfg["train_data"])
     dev_entry = checked("dev_data", catalogue.dataset, cfg["dev_data"]) if cfg.get("dev_data") else None
     if dev_entry is not None and dev_entry.role != "dev":
-        raise UserError(f"{where}: dev_data: {dev_entry.name!r} has role {dev_entry.role}; allowed: a dataset with role: dev")
-    adapt = _adapt_stages(cfg.get("adapt"), where)
+        raise UserError(f"{here}: dev_data: {dev_entry.name!r} has role {dev_entry.role}; allowed: a dataset with role: dev")
+    adapt = _adapt_stages(cfg.get("adapt"), here)
     eval_entries = [checked("eval_data", catalogue.dataset, name) for name in cfg["eval_data"]]
     if train_entry.role != "train":
-        raise UserError(f"{where}: train_data: {train_entry.name!r} is an evaluation set; allowed: a dataset with role: train")
+        raise UserError(f"{here}: train_data: {train_entry.name!r} is an evaluation set; allowed: a dataset with role: train")
     leaked = sorted(set(train_entry.contains) & {e.name for e in eval_entries})
     if leaked and not suite.allow_contaminated_train:
-        raise UserError(f"{where}: train_data: {train_entry.name} holds test items of {', '.join(leaked)}; "
+        raise UserError(f"{here}: train_data: {train_entry.name} holds test items of {', '.join(leaked)}; "
                         "allowed: a training set disjoint from eval_data (set allow_contaminated_train: true to force it)")
     sections = {}
     for name, cls in SECTIONS.items():
@@ -139,43 +140,34 @@ def build_spec(suite: Suite, cfg: dict, cell: dict) -> TrialSpec:
         try:
             sections[name] = cls(**values)
         except ValueError as exc:
-            raise UserError(f"{where}: {exc}") from None
+            raise UserError(f"{here}: {exc}") from None
     dtype = cfg.get("dtype", model.dtype)
     if dtype not in catalogue.DTYPES:
-        raise UserError(f"{where}: dtype: got {dtype!r}; allowed: {', '.join(catalogue.DTYPES)}")
+        raise UserError(f"{here}: dtype: got {dtype!r}; allowed: {', '.join(catalogue.DTYPES)}")
     return TrialSpec(
         suite=suite.name, suite_version=suite.version, model=model.name, model_source=model.source,
-        family=model.family, method=cfg["method"], method_args=method_args, train_data=train_entry.name,
+        model_family=model.model_family, method=cfg["method"], method_args=method_args, train_data=train_entry.name,
         eval_data=tuple(e.name for e in eval_entries), train=sections["train"], eval=sections["eval"],
         resources=sections["resources"], dtype=dtype, trust_remote_code=model.trust_remote_code, cell=cell,
         dev_data=dev_entry.name if dev_entry else None, adapt=adapt,
     )
 
 
-def _adapt_stages(raw, where: str) -> tuple[dict, ...]:
-    """Validated masked-LM stages as plain dicts; a DAPT corpus must be a catalogue dataset of family corpus."""
-    from benchmark.adapt.config import parse_stages
-
+def _adapt_stages(raw, here: str) -> tuple[AdaptStage, ...]:
+    """The cell's masked-LM stages, parsed here once (the spec holds them; nothing downstream parses again)."""
     try:
-        stages = parse_stages(raw)
+        return parse_stages(raw)
     except ValueError as exc:
-        raise UserError(f"{where}: {exc}") from None
-    for i, stage in enumerate(stages):
-        if stage.corpus is not None:
-            entry = catalogue.dataset(stage.corpus)
-            if entry.family != "corpus":
-                raise UserError(f"{where}: adapt[{i}].corpus: {entry.name!r} is a {entry.family} dataset; "
-                                "allowed: a dataset of family corpus (unlabelled text)")
-    return tuple(stage.to_dict() for stage in stages)
+        raise UserError(f"{here}: {exc}") from None
 
 
-def to_embedded(cfg: dict, where: str, embedded_settings: dict | None = None) -> dict:
+def to_embedded(cfg: dict, here: str, embedded_settings: dict | None = None) -> dict:
     """The same cell on the embedded twins: tiny model of the family, embedded task of the format, capped sizes."""
     cfg = copy.deepcopy(cfg)
     model = catalogue.model(cfg["model"])
     if not model.is_embedded:
         if not model.embedded_twin:
-            raise UserError(f"{where}: model: {model.name} has no embedded_twin in suites/models.yaml")
+            raise UserError(f"{here}: model: {model.name} has no embedded_twin in suites/models.yaml")
         cfg["model"] = model.embedded_twin
         cfg.pop("resources", None)
         cfg.pop("dtype", None)
@@ -183,7 +175,7 @@ def to_embedded(cfg: dict, where: str, embedded_settings: dict | None = None) ->
     def twin(name: str) -> str:
         entry = catalogue.dataset(name)
         if not entry.embedded and not entry.embedded_twin:
-            raise UserError(f"{where}: dataset {name} has no embedded_twin in suites/datasets.yaml")
+            raise UserError(f"{here}: dataset {name} has no embedded_twin in suites/datasets.yaml")
         return name if entry.embedded else entry.embedded_twin
 
     cfg["train_data"], cfg["eval_data"] = twin(cfg["train_data"]), list(dict.fromkeys(map(twin, cfg["eval_data"])))
@@ -212,7 +204,7 @@ def expand(suite: Suite, embedded: bool = False) -> list[TrialSpec]:
                     set_path(cfg, path, value)
         if embedded:
             planned = copy.deepcopy(cfg)  # embedded overrides match the cell as planned for the real models
-            cfg = to_embedded(cfg, _where(suite, cell), suite.embedded.get("set"))
+            cfg = to_embedded(cfg, where(suite, cell), suite.embedded.get("set"))
             for when, setting in suite.embedded.get("overrides", []):
                 if matches(when, planned, cell):
                     for path, value in setting.items():
@@ -224,7 +216,7 @@ def expand(suite: Suite, embedded: bool = False) -> list[TrialSpec]:
         trial_id = spec.trial_id  # a hash of the whole spec: compute it once per cell
         if trial_id in specs:
             other = specs[trial_id].cell
-            raise UserError(f"{_where(suite, cell)}: resolves to the same trial as cell "
+            raise UserError(f"{where(suite, cell)}: resolves to the same trial as cell "
                             f"({', '.join(f'{k}={v}' for k, v in other.items())}); allowed: cells that differ "
                             "(check overrides that set the same value for several cells)")
         specs[trial_id] = spec
@@ -235,7 +227,7 @@ def expand(suite: Suite, embedded: bool = False) -> list[TrialSpec]:
 
 def spec_fields(spec: TrialSpec) -> dict:
     """A flat view of a spec for --filter and plan tables: setting paths and grid axes -> strings."""
-    flat = {"trial_id": spec.trial_id, "model": spec.model, "method": spec.method, "family": spec.family,
+    flat = {"trial_id": spec.trial_id, "model": spec.model, "method": spec.method, "model_family": spec.model_family,
             "train_data": spec.train_data, "eval_data": ",".join(spec.eval_data), "dtype": spec.dtype}
     for key, value in spec.method_args.items():
         flat[f"method_args.{key}"] = value

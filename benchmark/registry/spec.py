@@ -12,15 +12,12 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+
+from benchmark.checks import check
+from benchmark.registry.stages import AdaptStage, parse_stages
 
 # Bump when the meaning of a field changes, so old ids are not reused for new semantics.
 SPEC_VERSION = 1
-
-
-def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
-    if not cond:
-        raise ValueError(f"{name}: got {value!r}; allowed: {allowed}")
 
 
 @dataclass(frozen=True)
@@ -54,39 +51,39 @@ class TrainConfig:
     max_seconds: float | None = None  # time budget of the training phase; exceeding it fails the trial (recorded)
 
     def __post_init__(self):
-        _check(0 < self.epochs < float("inf"), "train.epochs", self.epochs, "a finite number > 0")  # inf: never ends
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
-        _check(isinstance(self.micro_batch_size, int) and 1 <= self.micro_batch_size <= self.batch_size,
+        check(0 < self.epochs < float("inf"), "train.epochs", self.epochs, "a finite number > 0")  # inf: never ends
+        check(isinstance(self.batch_size, int) and self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
+        check(isinstance(self.micro_batch_size, int) and 1 <= self.micro_batch_size <= self.batch_size,
                "train.micro_batch_size", self.micro_batch_size, f"an integer in 1..batch_size ({self.batch_size})")
-        _check(self.batch_size % self.micro_batch_size == 0, "train.batch_size", self.batch_size,
+        check(self.batch_size % self.micro_batch_size == 0, "train.batch_size", self.batch_size,
                f"a multiple of micro_batch_size ({self.micro_batch_size})")
-        _check(0 < self.learning_rate < 10, "train.learning_rate", self.learning_rate, "a number in (0, 10)")
-        _check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "train.warmup_steps", self.warmup_steps, "an integer >= 0")
-        _check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number >= 0")
-        _check(self.max_grad_norm is None or (isinstance(self.max_grad_norm, (int, float))
+        check(0 < self.learning_rate < 10, "train.learning_rate", self.learning_rate, "a number in (0, 10)")
+        check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "train.warmup_steps", self.warmup_steps, "an integer >= 0")
+        check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number >= 0")
+        check(self.max_grad_norm is None or (isinstance(self.max_grad_norm, (int, float))
                                               and not isinstance(self.max_grad_norm, bool)
                                               and 0 < self.max_grad_norm < float("inf")),
                "train.max_grad_norm", self.max_grad_norm, "null or a finite number > 0")
-        _check(isinstance(self.cutoff_len, int) and self.cutoff_len >= 8, "train.cutoff_len", self.cutoff_len, "an integer >= 8")
-        _check(isinstance(self.train_on_inputs, bool), "train.train_on_inputs", self.train_on_inputs, "true or false")
-        _check(isinstance(self.group_by_length, bool), "train.group_by_length", self.group_by_length, "true or false")
-        _check(isinstance(self.packing, bool), "train.packing", self.packing, "true or false")
-        _check(isinstance(self.val_set_size, int) and self.val_set_size >= 0, "train.val_set_size", self.val_set_size, "an integer >= 0")
-        _check(self.max_train_examples is None or (isinstance(self.max_train_examples, int) and self.max_train_examples >= 1),
+        check(isinstance(self.cutoff_len, int) and self.cutoff_len >= 8, "train.cutoff_len", self.cutoff_len, "an integer >= 8")
+        check(isinstance(self.train_on_inputs, bool), "train.train_on_inputs", self.train_on_inputs, "true or false")
+        check(isinstance(self.group_by_length, bool), "train.group_by_length", self.group_by_length, "true or false")
+        check(isinstance(self.packing, bool), "train.packing", self.packing, "true or false")
+        check(isinstance(self.val_set_size, int) and self.val_set_size >= 0, "train.val_set_size", self.val_set_size, "an integer >= 0")
+        check(self.max_train_examples is None or (isinstance(self.max_train_examples, int) and self.max_train_examples >= 1),
                "train.max_train_examples", self.max_train_examples, "null or an integer >= 1")
-        _check(self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1),
+        check(self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1),
                "train.max_steps", self.max_steps, "null or an integer >= 1")
-        _check(isinstance(self.gradient_checkpointing, bool), "train.gradient_checkpointing", self.gradient_checkpointing,
+        check(isinstance(self.gradient_checkpointing, bool), "train.gradient_checkpointing", self.gradient_checkpointing,
                "true or false")
-        _check(isinstance(self.seed, int), "train.seed", self.seed, "an integer")
-        _check(self.early_stopping_patience is None or (isinstance(self.early_stopping_patience, int)
+        check(isinstance(self.seed, int), "train.seed", self.seed, "an integer")
+        check(self.early_stopping_patience is None or (isinstance(self.early_stopping_patience, int)
                                                         and self.early_stopping_patience >= 1),
                "train.early_stopping_patience", self.early_stopping_patience, "null or an integer >= 1")
-        _check(self.max_seconds is None or (isinstance(self.max_seconds, (int, float)) and not isinstance(self.max_seconds, bool)
+        check(self.max_seconds is None or (isinstance(self.max_seconds, (int, float)) and not isinstance(self.max_seconds, bool)
                                             and 0 < self.max_seconds < float("inf")),
                "train.max_seconds", self.max_seconds, "null or a finite number of seconds > 0")
         # (that it leaves room for the question inside cutoff_len is checked where QA windows are made)
-        _check(isinstance(self.doc_stride, int) and self.doc_stride >= 1, "train.doc_stride", self.doc_stride,
+        check(isinstance(self.doc_stride, int) and self.doc_stride >= 1, "train.doc_stride", self.doc_stride,
                "an integer >= 1")
 
     @property
@@ -109,14 +106,14 @@ class EvalConfig:
     max_answer_length: int = 30  # extractive QA: longest span in tokens (the SQuAD scripts' default)
 
     def __post_init__(self):
-        _check(self.protocol in PROTOCOLS, "eval.protocol", self.protocol, ", ".join(PROTOCOLS))
-        _check(isinstance(self.num_beams, int) and self.num_beams >= 1, "eval.num_beams", self.num_beams, "an integer >= 1")
-        _check(self.max_new_tokens is None or (isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1),
+        check(self.protocol in PROTOCOLS, "eval.protocol", self.protocol, ", ".join(PROTOCOLS))
+        check(isinstance(self.num_beams, int) and self.num_beams >= 1, "eval.num_beams", self.num_beams, "an integer >= 1")
+        check(self.max_new_tokens is None or (isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1),
                "eval.max_new_tokens", self.max_new_tokens, "null or an integer >= 1")
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1, "eval.batch_size", self.batch_size, "an integer >= 1")
-        _check(self.max_eval_examples is None or (isinstance(self.max_eval_examples, int) and self.max_eval_examples >= 1),
+        check(isinstance(self.batch_size, int) and self.batch_size >= 1, "eval.batch_size", self.batch_size, "an integer >= 1")
+        check(self.max_eval_examples is None or (isinstance(self.max_eval_examples, int) and self.max_eval_examples >= 1),
                "eval.max_eval_examples", self.max_eval_examples, "null or an integer >= 1")
-        _check(isinstance(self.max_answer_length, int) and self.max_answer_length >= 1, "eval.max_answer_length",
+        check(isinstance(self.max_answer_length, int) and self.max_answer_length >= 1, "eval.max_answer_length",
                self.max_answer_length, "an integer >= 1")
 
 
@@ -129,9 +126,9 @@ class Resources:
     memory_gb: float | None = None
 
     def __post_init__(self):
-        _check(self.cpus > 0, "resources.cpus", self.cpus, "a number > 0")
-        _check(self.gpus >= 0, "resources.gpus", self.gpus, "a number >= 0")
-        _check(self.memory_gb is None or self.memory_gb > 0, "resources.memory_gb", self.memory_gb, "null or a number > 0")
+        check(self.cpus > 0, "resources.cpus", self.cpus, "a number > 0")
+        check(self.gpus >= 0, "resources.gpus", self.gpus, "a number >= 0")
+        check(self.memory_gb is None or self.memory_gb > 0, "resources.memory_gb", self.memory_gb, "null or a number > 0")
 
 
 @dataclass(frozen=True)
@@ -142,7 +139,7 @@ class TrialSpec:
     suite_version: str
     model: str  # catalogue alias, e.g. "tiny-llama", "llama-7b"
     model_source: str  # resolved: "embedded:tiny-llama", an HF id or a local path
-    family: str  # llama | bloom | gptj | bert | roberta
+    model_family: str  # llama | bloom | gptj | bert | roberta (identity key "family", as first stored)
     method: str  # registered method name, e.g. "lora"
     method_args: dict = field(default_factory=dict)  # validated by the method's Config
     train_data: str = ""  # dataset name from the catalogue
@@ -154,14 +151,14 @@ class TrialSpec:
     trust_remote_code: bool = False
     cell: dict = field(default_factory=dict)  # the grid coordinates that produced this trial (for display)
     dev_data: str | None = None  # the selection split (early stopping, lr search); None = held out from train
-    adapt: tuple[dict, ...] = ()  # masked-LM stages before fine-tuning (DAPT / TAPT), benchmark/adapt.py
+    adapt: tuple[AdaptStage, ...] = ()  # masked-LM stages before fine-tuning (DAPT / TAPT), benchmark/adapt/
 
     def identity(self) -> dict:
         """Everything that can change the result; resources and display-only fields excluded.
 
         Fields added after SPEC_VERSION 1 are left out while they hold their default, so every trial
         stored before they existed keeps its id (a rerun still finds it)."""
-        data = dataclasses.asdict(self)
+        data = _stored_names(dataclasses.asdict(self))
         for display_only in ("resources", "cell", "suite_version"):
             data.pop(display_only)
         for section, defaults in _ADDED_LATER.items():
@@ -180,7 +177,7 @@ class TrialSpec:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["eval_data"] = list(self.eval_data)
-        data["adapt"] = [dict(stage) for stage in self.adapt]
+        data["adapt"] = [stage.to_dict() for stage in self.adapt]
         data["trial_id"] = self.trial_id
         return data
 
@@ -188,12 +185,20 @@ class TrialSpec:
     def from_dict(cls, data: dict) -> TrialSpec:
         data = dict(data)
         data.pop("trial_id", None)
+        if "family" in data:  # specs stored before the rename
+            data["model_family"] = data.pop("family")
         data["train"] = TrainConfig(**data.get("train", {}))
         data["eval"] = EvalConfig(**data.get("eval", {}))
         data["resources"] = Resources(**data.get("resources", {}))
         data["eval_data"] = tuple(data.get("eval_data", ()))
-        data["adapt"] = tuple(dict(stage) for stage in data.get("adapt", ()) or ())
+        data["adapt"] = parse_stages(list(data.get("adapt", ()) or ()))
         return cls(**data)
+
+
+def _stored_names(data: dict) -> dict:
+    """Fields renamed since SPEC_VERSION 1 hash under their first name, so every stored trial keeps its id."""
+    data["family"] = data.pop("model_family")
+    return data
 
 
 # Fields added after SPEC_VERSION 1 and their defaults (None = a TrialSpec field, else its section).

@@ -124,13 +124,9 @@ def check_setting(path: str, value, file: Path, where: str) -> None:
             raise UserError(f"{file}: {here}: got {value!r}; allowed: a non-empty list of dataset names")
         if len(set(value)) != len(value):  # a repeated name would store the same metric twice for one trial
             raise UserError(f"{file}: {here}: got {value!r}; allowed: a list of distinct dataset names")
-    elif path == "adapt":
-        from benchmark.adapt.config import parse_stages
-
-        try:
-            parse_stages(value, here)
-        except ValueError as exc:
-            raise UserError(f"{file}: {exc}") from None
+    elif path == "adapt":  # the stages themselves are parsed once, per cell, when the spec is built
+        if value is not None and not (isinstance(value, list) and all(isinstance(s, dict) for s in value)):
+            raise UserError(f"{file}: {here}: got {value!r}; allowed: a list of stages such as [{{kind: tapt}}]")
     elif path == "dev_data" and value is None:
         return
     elif not isinstance(value, str):

@@ -1,4 +1,4 @@
-"""The HTML report: tables per eval family, figures, CSV/Markdown exports. Reads only the store."""
+"""The HTML report: a table per suite and catalogue table, figures, CSV/Markdown exports. Reads the store and the catalogue."""
 
 from benchmark.report.html import build
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 NOT_RUN, FAILED, INCOMPLETE, UNKNOWN = "not run", "failed", "incomplete", "unknown"
 NOT_PUBLISHED = "-"  # a published row without a number for the column (never 0)
-UNKNOWN_FAMILY = "unknown"  # eval datasets only ever seen in failed trials: no metric names their family
+UNKNOWN_FAMILY = "unknown"  # eval datasets only ever seen in failed trials: no metric names their task family
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class Row:
 
 @dataclass
 class Table:
-    family: str  # the page title: "llm_adapters/math: math", "pt_unipelt/unipelt_lowres: GLUE, K=100"
+    title: str  # the page title: "llm_adapters/math: math", "pt_unipelt/unipelt_lowres: GLUE, K=100"
     columns: list[str]
     rows: list[Row]
     protocols: list[str] = field(default_factory=list)
@@ -101,7 +101,7 @@ class Table:
     orientation: list[Row] = field(default_factory=list)  # published rows shown apart (embedded runs)
     orientation_columns: list[str] = field(default_factory=list)
     suite: str = ""
-    group: str = ""  # dataset group: glue | domain | squad, or the eval family (math, commonsense)
+    group: str = ""  # the catalogue table its datasets belong to (suites/datasets.yaml `tables:`)
     k: int | None = None  # low-resource K: only published tables for the same K are compared
     params_note: str = ""  # how the trainable parameters are counted
 

@@ -82,7 +82,7 @@ def _latex_rows(rows: list[Row]) -> list[str]:
 def table_latex(table: Table) -> str:
     """A booktabs tabular (run rows, a rule, then published rows and chance), sources as a footnote list."""
     header = " & ".join(latex_escape(h) for h in ["Model / method", *table.columns]) + r" \\"
-    lines = [f"% {latex_escape(table.family)} (peft-bench report; needs \\usepackage{{booktabs}})",
+    lines = [f"% {latex_escape(table.title)} (peft-bench report; needs \\usepackage{{booktabs}})",
              r"\begin{tabular}{l" + "r" * len(table.columns) + "}", r"\toprule", header, r"\midrule",
              *_latex_rows(table.rows)]
     if table.reference:

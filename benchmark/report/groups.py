@@ -1,43 +1,42 @@
-"""Which paper table a dataset belongs to, and the papers' column order.
+"""Which report table a dataset belongs to, its title and the column order: the catalogue's data.
 
-The store knows an eval family (classification, qa, math, commonsense); the papers split
-classification further into GLUE and the DAPT domain tasks and print their columns in a fixed
-order. This is data about the papers, kept in one place; an embedded twin (emb-cola) counts as the
-dataset it stands in for.
+An eval entry names its table (`table:`, default its task family) and its position there
+(`column:`); the catalogue's `tables:` section gives each table its title. An embedded twin
+counts as the dataset it stands in for. A dataset the catalogue does not know (a results folder
+written with another catalogue) goes to the page of its stored task family.
 """
 
 from __future__ import annotations
 
+from benchmark.registry import catalogue
+from benchmark.registry.catalogue import DatasetEntry
 from benchmark.report.published import real_dataset
 
-# group -> (title, datasets in the PT+UniPELT paper's column order)
-GROUPS = {
-    "glue": ("GLUE", ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte")),
-    "domain": ("Domain tasks (DAPT)", ("chemprot", "rct", "acl_arc", "sciie", "hyperpartisan", "agnews",
-                                       "helpfulness", "imdb")),
-    "squad": ("SQuAD 1.1", ("squad",)),
-}
-_GROUP_OF = {d: g for g, (_, names) in GROUPS.items() for d in names}
-METRIC_ORDER = ("em", "f1")  # SQuAD prints EM before F1
+
+def _entry(dataset: str) -> DatasetEntry | None:
+    return catalogue.datasets().get(real_dataset(dataset)[0])
 
 
-def group_of(dataset: str, family: str) -> str:
-    return _GROUP_OF.get(real_dataset(dataset)[0], family)
+def group_of(dataset: str, task_family: str) -> str:
+    entry = _entry(dataset)
+    return entry.table if entry is not None and entry.table else task_family
 
 
 def title_of(group: str) -> str:
-    return GROUPS[group][0] if group in GROUPS else group
+    table = catalogue.tables().get(group)
+    return table.title if table is not None else group
 
 
-def column_order(group: str, columns: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
-    """The paper's order for a known group (first appearance otherwise, as the suites list them)."""
-    if group not in GROUPS:
-        return columns
-    order = GROUPS[group][1]
+def column_order(columns: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    """Numbered columns first in their catalogue order, the others as the suites list them (first
+    appearance); a dataset's metrics in the order its entry lists them."""
 
     def key(item):
         i, (dataset, metric) = item
-        real = real_dataset(dataset)[0]
-        rank = METRIC_ORDER.index(metric) if metric in METRIC_ORDER else len(METRIC_ORDER)
-        return (order.index(real) if real in order else len(order), rank, i)
+        entry = _entry(dataset)
+        position = entry.column if entry is not None and entry.column is not None else None
+        metrics = entry.metrics if entry is not None else ()
+        rank = metrics.index(metric) if metric in metrics else len(metrics)
+        first = min(j for j, (d, _) in enumerate(columns) if d == dataset)  # a dataset's metrics stay together
+        return (position is None, position or 0, first, rank, i)
     return [c for _, c in sorted(enumerate(columns), key=key)]

@@ -43,13 +43,13 @@ def trial_file(trial_id: str) -> str:
     return f"trials/{safe_name(trial_id, 'trial_id')}.html"
 
 
-def _interval_fn(store: Store, families: dict[str, str]):
+def _interval_fn(store: Store):
     def interval(trial: Trial, dataset: str, metric: str, value: float):
         try:
             predictions = store.read_predictions(trial.suite, trial.trial_id, dataset)
         except (FileNotFoundError, ValueError):
             return None
-        return bootstrap_interval(predictions, metric, value, families.get(dataset))
+        return bootstrap_interval(predictions, metric, value)
     return interval
 
 
@@ -61,7 +61,7 @@ def _clear(out: Path) -> None:
 
 
 def _write_table(env: Environment, table, i: int, out: Path) -> dict:
-    slug = _slug(i, table.family)
+    slug = _slug(i, table.title)
     section = {"table": table, "page": f"{slug}.html", "csv": f"{slug}.csv", "markdown": f"{slug}.md",
                "latex": f"{slug}.tex", "published_csv": None}
     table_frame(table).to_csv(out / section["csv"], index=False)
@@ -69,11 +69,11 @@ def _write_table(env: Environment, table, i: int, out: Path) -> dict:
     if published is not None:
         section["published_csv"] = f"{slug}-published.csv"
         published.to_csv(out / section["published_csv"], index=False)
-    (out / section["markdown"]).write_text(f"## {table.family}\n\n" + table_markdown(table), encoding="utf-8")
+    (out / section["markdown"]).write_text(f"## {table.title}\n\n" + table_markdown(table), encoding="utf-8")
     (out / section["latex"]).write_text(table_latex(table), encoding="utf-8")
     section["figures"] = write_figures(table, out, slug)
     html = env.get_template("table.html.j2").render(
-        title=table.family, table=table, section=section, orientation_heading=ORIENTATION_HEADING, link=trial_file)
+        title=table.title, table=table, section=section, orientation_heading=ORIENTATION_HEADING, link=trial_file)
     (out / section["page"]).write_text(html, encoding="utf-8")
     return section
 
@@ -85,9 +85,8 @@ def build(suites: list[str], results_root, out_dir, title: str | None = None) ->
     store = Store(results_root)
     frame = store.read(list(suites))
     trials = collect_trials(frame)
-    families = dict(zip(frame["eval_data"], frame["eval_family"]))
     env = _environment()
-    tables = with_published(build_tables(frame, _interval_fn(store, families)))
+    tables = with_published(build_tables(frame, _interval_fn(store)))
     sections = [_write_table(env, table, i, out) for i, table in enumerate(tables, start=1)]
     for trial in trials:
         context = trial_page(trial, frame[frame["trial_id"] == trial.trial_id], store)

@@ -24,7 +24,7 @@ def _short(label: str, limit: int = 28) -> str:
     return label if len(label) <= limit else label.split(" (", 1)[0]
 
 
-def plot_family(table: Table, path: Path) -> str | None:
+def plot_params(table: Table, path: Path) -> str | None:
     """Average score against trainable parameters (log x); None when no run row has both.
 
     The paper's rows that print a parameter count are drawn as hollow markers labelled "paper";
@@ -60,12 +60,12 @@ def plot_family(table: Table, path: Path) -> str | None:
     axes.set_xscale("log")
     axes.set_xlabel("trainable parameters (log scale)")
     axes.set_ylabel("average score (%)")
-    axes.set_title(f"{table.family}: average score vs trainable parameters")
+    axes.set_title(f"{table.title}: average score vs trainable parameters")
     axes.grid(True, which="major", alpha=0.3)
     axes.legend(fontsize=8, title="model")
     figure.tight_layout()
     figure.savefig(path, format="png")
-    return (f"{table.family}: average score of each model and method plotted against its number of trainable "
+    return (f"{table.title}: average score of each model and method plotted against its number of trainable "
             "parameters (log scale)")
 
 
@@ -111,13 +111,13 @@ def plot_sweep_lines(table: Table, path: Path) -> str | None:
     axes.set_xscale("log", base=2)
     axes.set_xlabel("swept value (log2 scale)")
     axes.set_ylabel("average score (%)")
-    axes.set_title(f"{table.family}: hyper-parameter sweeps")
+    axes.set_title(f"{table.title}: hyper-parameter sweeps")
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, format="png")
     names = "; ".join(f"{m} {k}" for m, k in numeric)
-    return f"{table.family}: average score as one setting varies, a line per sweep ({names})"
+    return f"{table.title}: average score as one setting varies, a line per sweep ({names})"
 
 
 def plot_sweep_bars(table: Table, path: Path) -> str | None:
@@ -139,12 +139,12 @@ def plot_sweep_bars(table: Table, path: Path) -> str | None:
         x += len(rows) + 1
     axes.set_xticks(ticks, labels, fontsize=7, rotation=30, ha="right")
     axes.set_ylabel("average score (%)")
-    axes.set_title(f"{table.family}: placement ablation")
+    axes.set_title(f"{table.title}: placement ablation")
     axes.grid(True, axis="y", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, format="png")
     names = "; ".join(f"{m} by {k}" for m, k in groups)
-    return f"{table.family}: average score of each variant as grouped bars ({names})"
+    return f"{table.title}: average score of each variant as grouped bars ({names})"
 
 
 def plot_delta_heatmap(table: Table, path: Path) -> str | None:
@@ -165,14 +165,14 @@ def plot_delta_heatmap(table: Table, path: Path) -> str | None:
     axes.set_xticks(range(n + 1), table.columns[:n + 1], rotation=30, ha="right", fontsize=8)
     axes.set_yticks(range(len(rows)), [_short(r.label, 40) for r in rows], fontsize=8)
     figure.colorbar(image, ax=axes, label="this run - paper (points)")
-    axes.set_title(f"{table.family}: difference to the paper")
+    axes.set_title(f"{table.title}: difference to the paper")
     figure.tight_layout()
     figure.savefig(path, format="png")
-    return (f"{table.family}: heatmap of datasets by method, each cell this run's score minus the paper's "
+    return (f"{table.title}: heatmap of datasets by method, each cell this run's score minus the paper's "
             "(blue: above the paper, red: below; empty: no paper number)")
 
 
-FIGURES = (("params", plot_family), ("sweep", plot_sweep_lines), ("placement", plot_sweep_bars),
+FIGURES = (("params", plot_params), ("sweep", plot_sweep_lines), ("placement", plot_sweep_bars),
            ("delta", plot_delta_heatmap))
 
 

@@ -1,15 +1,14 @@
 """The paper's numbers beside this run's: suites/baselines/*.yaml (benchmark/baselines.py) in the report.
 
-The rules, applied to each report table (one eval family):
+The rules, applied to each report table (one catalogue table of one suite):
 
-1. Columns. A report column (dataset, metric) stands for the published column of the same dataset
-   name; an embedded twin (emb-gsm8k) stands for the real dataset whose `embedded_twin` it is. The
-   metric must agree too (a run's mrpc accuracy never meets the paper's mrpc F1).
+1. Columns. A report column (dataset, metric) stands for the published column its catalogue entry
+   names (`published_as`, default the dataset's name); an embedded twin stands for the real dataset
+   whose `embedded_twin` it is. The metric must agree too (a run's accuracy never meets the paper's F1).
 2. Tables. A baseline table fits when it has at least one of the report's columns. Fitting tables
    are ranked by their `compare` field (primary before fallback; `never` tables are left out), then
-   by file order. Each cell takes its number from the first ranked table that prints one: on math,
-   gsm8k/AQuA/mawps/SVAMP come from the current README table and AddSub/MultiArith/SingleEq from the
-   historical six-dataset table, the only place the paper still prints them.
+   by file order. Each cell takes its number from the first ranked table that prints one, so a
+   historical (fallback) table supplies only the columns the current one no longer prints.
 3. Rows. A run row meets the published row (without a variant) of the same catalogue model alias and
    method name. The paper's hyper-parameters may differ from the run's; the run's label says which
    it used.
@@ -19,13 +18,11 @@ The rules, applied to each report table (one eval family):
 5. Published rows that meet no run row (the 175B zero-shot baselines, the paper's other models and
    methods) are reference rows below the runs: never marked best, never plotted as runs.
 6. Low-resource tables. A report table of runs trained on K examples (table.k) meets only the baseline
-   tables with `train_examples: K` (UniPELT Table 1); every other report table meets only tables
-   without it.
-7. SQuAD. A published table may print one column per metric (squad_em, squad_f1): the report column
-   (squad, em) stands for squad_em when no table prints a plain squad column.
+   tables with `train_examples: K`; every other report table meets only tables without it.
+7. Per-metric columns. A published table may print one column per metric (<name>_em, <name>_f1): the
+   report column (<name>, em) stands for <name>_em when no table prints a plain <name> column.
 8. Variants. A run of a method whose library default is one of the paper's variants meets that variant's
-   row when the paper prints no row without a variant (RUN_VARIANTS: adapters' UniPELTConfig is the
-   gated prefix + adapter + LoRA combination, UniPELT (APL)).
+   row when the paper prints no row without a variant (the baselines file's `run_variants`).
 9. Embedded runs (a synthetic twin dataset, or a tiny model) are a rehearsal: no difference is shown,
    and every published row goes to a separate block, labelled for orientation only. A table that
    mixes embedded and real runs is treated as embedded (report them from separate result roots).
@@ -42,6 +39,7 @@ from pathlib import Path
 
 from benchmark import baselines
 from benchmark.baselines import BaselineRow, BaselineTable
+from benchmark.registry import catalogue
 from benchmark.report.cells import NOT_PUBLISHED, Cell, PaperNote, Row, Table
 
 ORIENTATION_NOTE = ("An embedded rehearsal: this run's tiny model was evaluated on synthetic twins of these datasets "
@@ -54,7 +52,6 @@ COMPARE_NOTE = ("Under each run value: the paper's number for the same model, me
                 "these columns.")
 REFERENCE_NOTE = "Published rows (paper, baseline) are below the runs; they are never marked best."
 _SCALES = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
-RUN_VARIANTS = {"unipelt": "APL"}  # rule 8
 
 
 def ranked_tables(root: Path | None = None) -> list[BaselineTable]:
@@ -68,8 +65,6 @@ def ranked_tables(root: Path | None = None) -> list[BaselineTable]:
 
 def real_dataset(name: str) -> tuple[str, bool]:
     """The published dataset a report column stands for, and whether the column's data is synthetic."""
-    from benchmark.registry import catalogue
-
     entries = catalogue.datasets()
     real = [e.name for e in entries.values() if e.embedded_twin == name and e.role == "eval"]
     if len(real) == 1:
@@ -80,9 +75,14 @@ def real_dataset(name: str) -> tuple[str, bool]:
     return name, bool(entry and entry.embedded)
 
 
-def _is_embedded_model(name: str) -> bool:
-    from benchmark.registry import catalogue
+def published_name(dataset: str) -> str:
+    """The column name the published tables use for a report column's dataset (rule 1)."""
+    real = real_dataset(dataset)[0]
+    entry = catalogue.datasets().get(real)
+    return entry.published_name if entry is not None else real
 
+
+def _is_embedded_model(name: str) -> bool:
     entry = catalogue.models().get(name)
     return bool(entry and entry.is_embedded)
 
@@ -109,7 +109,7 @@ def parse_count(text: str | None) -> int | None:
 
 
 def _published_column(dataset: str, metric: str | None, printed_columns: set[str]) -> str:
-    """Rule 7: squad + em -> squad_em where the tables print per-metric columns only."""
+    """Rule 7: (<name>, em) -> <name>_em where the tables print per-metric columns only."""
     per_metric = f"{dataset}_{metric}"
     return per_metric if dataset not in printed_columns and per_metric in printed_columns else dataset
 
@@ -131,7 +131,7 @@ class Matcher:
 
     def __init__(self, keys: list[tuple[str, str | None]], tables: list[BaselineTable]):
         printed_columns = {c for t in tables for c in t.columns}
-        self.columns = [_published_column(real_dataset(d)[0], m, printed_columns) for d, m in keys]
+        self.columns = [_published_column(published_name(d), m, printed_columns) for d, m in keys]
         self.synthetic = any(real_dataset(d)[1] for d, _ in keys)
         self.fits = [[t for t in tables if col != "average" and col in t.columns
                       and (metric is None or t.metric_of(col) == metric)]
@@ -209,7 +209,7 @@ def _published_rows(matcher: Matcher, sources: _Sources, exclude: set[tuple]) ->
 def _run_key(row: Row, matcher: Matcher) -> tuple:
     """Rules 3 and 8: the published row a run row meets."""
     key = (row.model, row.method, None)
-    variant = RUN_VARIANTS.get(row.method)
+    variant = next((t.run_variants[row.method] for t in matcher.tables if row.method in t.run_variants), None)
     if variant and not any(matcher.cell(i, key) for i in range(len(matcher.columns))):
         return (row.model, row.method, variant)
     return key
@@ -244,6 +244,8 @@ def add_published(table: Table, tables: list[BaselineTable]) -> Table:
     matcher = Matcher(table.keys, tables)
     if not matcher.tables:
         return table
+    for note in dict.fromkeys(t.params_note for t in matcher.tables if t.params_note):  # the papers' counting
+        table.params_note += " " + note
     sources = _Sources(table)
     if matcher.synthetic or any(_is_embedded_model(row.model) for row in table.rows):
         table.orientation = _published_rows(matcher, sources, exclude=set())

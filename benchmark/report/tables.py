@@ -1,8 +1,8 @@
 """From trials to report tables: one table per paper table, rows model x method, columns datasets.
 
-A table is one suite's trials on one dataset group (GLUE, the DAPT domain tasks, SQuAD, or an eval
-family such as math), split by the low-resource K when the suite sweeps it. A row is one model,
-method (with its arguments and adaptation stages) and training configuration; its cells follow the
+A table is one suite's trials on one catalogue table (an eval dataset's `table:`, whose title the
+catalogue's `tables:` section gives), split by the low-resource K when the suite sweeps it. A row is
+one model, method (with its arguments and adaptation stages) and training configuration; its cells follow the
 learning-rate selection of selection.py and aggregate seeds as mean ± std (n). A single run gets a
 bootstrap 95% interval from its stored predictions (uncertainty.py) when an `interval` callback is
 given. The paper's numbers are added afterwards by published.py.
@@ -17,35 +17,26 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from benchmark import metrics as metric_table
+from benchmark.errors import UserError
+from benchmark.registry import catalogue
 from benchmark.report import groups, selection
-from benchmark.report.cells import FAILED, INCOMPLETE, NOT_RUN, UNKNOWN, UNKNOWN_FAMILY, Cell, Row, Table  # noqa: F401
-from benchmark.report.trials import Trial, collect_trials, dataset_families, is_null  # noqa: F401
+from benchmark.report.cells import FAILED, INCOMPLETE, NOT_RUN, UNKNOWN, UNKNOWN_FAMILY, Cell, Row, Table
+from benchmark.report.trials import Trial, collect_trials, dataset_families
 
 CHANCE_LABEL = "chance (uniform guess over the answer options)"
-LETTER_OPTIONS = 5  # AQuA: A-E
 PARAMS_NOTE = ("Trainable params: the method's parameters the trial trained (requires_grad on the trained model; "
                "an encoder's task head is trained but not counted, in the count or in the total, as the papers "
                "count), with their share of all parameters.")
-# The PT+UniPELT counting convention (reference/pt-unipelt.md), stated where encoder numbers are compared.
-ENCODER_PARAMS_NOTE = (" Prefix tuning is counted with its re-parameterisation MLP, as the PT+UniPELT paper counts "
-                       "(UniPELT 11,083,376 and PT+UniPELT 11,091,056 on RoBERTa-base without a head); UniPELT's own "
-                       "Table 4 counts only the final prefix vectors (UniPELT-APL 1.4M on BERT-base).")
-ENCODER_FAMILIES = ("classification", "qa")
+ENCODER_TASK_FAMILIES = ("classification", "qa")  # scored by a head, not by decoding: no decoding protocol
 # (trial_id, dataset, metric, stored value) -> (low, high) or None
 IntervalFn = Callable[[Trial, str, str, float], "tuple[float, float] | None"]
 
 
 def chance_level(dataset: str) -> float | None:
-    """Accuracy (%) of a uniform guess among the dataset's answer options: 1/k for choice and letter
-    answers, 0 for open numeric answers; None when the catalogue does not say (unknown dataset or metric)."""
-    from benchmark.registry import catalogue
-
+    """The catalogue entry's chance level (DatasetEntry.chance); None for a dataset it does not know."""
     entry = catalogue.datasets().get(dataset)
-    if entry is None or entry.metric != "accuracy":
-        return None
-    if entry.answer == "choice" and entry.labels:
-        return 100.0 / len(entry.labels)
-    return {"letter": 100.0 / LETTER_OPTIONS, "number": 0.0}.get(entry.answer)
+    return entry.chance if entry is not None else None
 
 
 def _chance_row(columns: list[tuple[str, str | None]]) -> Row | None:
@@ -75,10 +66,6 @@ def human_count(n: int) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.1f}{suffix}"
     return str(n)
-
-
-def method_label(trial: Trial) -> str:
-    return trial.method_label
 
 
 def _value_cell(values: list[float], failed: int) -> Cell:
@@ -116,9 +103,16 @@ def build_tables(frame: pd.DataFrame, interval: IntervalFn | None = None) -> lis
     tables = []
     for page in sorted(columns, key=lambda p: (p[0], p[1], p[2] or 0)):
         named = {d for d, m in columns[page] if m is not None}  # a metric seen anywhere replaces the placeholder
-        cols = groups.column_order(page[1], [(d, m) for d, m in columns[page] if m is not None or d not in named])
-        tables.append(_table(page, cols, members[page], interval))
+        cols = groups.column_order([(d, m) for d, m in columns[page] if m is not None or d not in named])
+        encoder = any(_task_family(d, families) in ENCODER_TASK_FAMILIES for d, _ in cols)
+        tables.append(_table(page, cols, members[page], interval, encoder))
     return tables
+
+
+def _task_family(dataset: str, families: dict[str, str]) -> str | None:
+    """The stored task family of a dataset's metrics, else its catalogue entry's (a dataset seen only in failed trials)."""
+    entry = catalogue.datasets().get(dataset)
+    return families.get(dataset) or (entry.task_family if entry is not None else None)
 
 
 def _rows(trials: list[Trial]) -> dict[tuple, list[Trial]]:
@@ -165,9 +159,9 @@ def _cell(row_trials: list[Trial], dataset: str, metric: str | None, interval: I
     return cell
 
 
-def _table(page: tuple, columns: list[tuple[str, str | None]], trials: list[Trial], interval: IntervalFn | None) -> Table:
+def _table(page: tuple, columns: list[tuple[str, str | None]], trials: list[Trial], interval: IntervalFn | None,
+           encoder: bool) -> Table:
     suite, group, k = page
-    encoder = group in groups.GROUPS or group in ENCODER_FAMILIES
     by_row = _rows(trials)
     labels = _labels(by_row)
     rows = []
@@ -181,17 +175,17 @@ def _table(page: tuple, columns: list[tuple[str, str | None]], trials: list[Tria
                         average=average.value, trainable_params=params.trainable_params,
                         method=first.published_method, trials=[t.trial_id for t in row_trials],
                         args=dict(first.args)))
-    _mark_best(rows, len(columns) + 1)
+    _mark_best(rows, [m for _, m in columns] + [None])
     # The decoding / extraction protocol means something for generation tasks only; encoder tasks are scored
     # by their heads (the metric is in each column's name).
     protocols = [] if encoder else sorted({str(t.shared.get("protocol")) for t in trials})
     chance = _chance_row(columns)
     title = f"{suite}: {groups.title_of(group)}" + (f", K={k} training examples" if k else "")
-    return Table(family=title, columns=[*(_column_label(d, m, columns) for d, m in columns), "Average",
+    return Table(title=title, columns=[*(_column_label(d, m, columns) for d, m in columns), "Average",
                                         "Trainable params (%)"],
                  rows=rows, protocols=protocols, reference=[chance] if chance else [], keys=list(columns),
                  suite=suite, group=group, k=k,
-                 params_note=PARAMS_NOTE + (ENCODER_PARAMS_NOTE if encoder else ""))
+                 params_note=PARAMS_NOTE)
 
 
 def _column_label(dataset: str, metric: str | None, columns) -> str:
@@ -218,11 +212,22 @@ def _average_cell(columns, row_trials: list[Trial], cells: list[Cell]) -> Cell:
     return Cell(FAILED if any(not t.ok for t in row_trials) else NOT_RUN)
 
 
-def _mark_best(rows: list[Row], n_value_columns: int) -> None:
-    for i in range(n_value_columns):
+def _higher_is_better(metric: str | None) -> bool:
+    """The metric table's direction; the Average column (None) and a metric the table does not know: higher."""
+    if metric is None:
+        return True
+    try:
+        return metric_table.get(metric).higher_is_better
+    except UserError:  # a results folder written with a metric this version no longer has
+        return True
+
+
+def _mark_best(rows: list[Row], metrics: list[str | None]) -> None:
+    """Mark the best value of each value column (its metrics, then the Average) by the metric's direction."""
+    for i, metric in enumerate(metrics):
         values = [row.cells[i].value for row in rows if row.cells[i].value is not None]
         if not values:
             continue
-        best = max(values)  # every metric here (accuracy, F1, EM, MCC, correlation) is higher-is-better
+        best = max(values) if _higher_is_better(metric) else min(values)
         for row in rows:
             row.cells[i].best = row.cells[i].value is not None and math.isclose(row.cells[i].value, best)

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from benchmark.registry import catalogue
+
 # Spelling of the masked-LM adaptation stages in labels ("full + DAPT+TAPT"), and the published
 # method names the DAPT paper gives the same pipelines (suites/baselines/pt_unipelt.yaml).
 ADAPT_LABELS = {"dapt": "DAPT", "tapt": "TAPT"}
-# Grid axes that name the low-resource K: the paper's K stays the table's K in an embedded rehearsal,
-# where the training cap of `run --embedded` may have lowered max_train_examples.
-K_AXES = ("train.max_train_examples", "k", "K")
 TASK_OWN_DATA = "the task's own"
 
 
@@ -52,7 +50,7 @@ class Trial:
     shared: dict  # train data, protocol and train settings except seed (and lr, see selection.py)
     learning_rate: float | None
     seed: int | None
-    k: int | None  # low-resource K (train examples) when the grid sweeps it; None otherwise
+    k: int | None  # low-resource K: train_examples when the suite sweeps it (see collect_trials); None otherwise
     eval_data: list[str]
     values: dict  # (eval_data, metric) -> test value
     dev_values: dict  # (eval_data, metric) -> best dev value (selection only, never a result)
@@ -60,6 +58,7 @@ class Trial:
     total_params: int | None
     spec: dict
     meta: dict = field(default_factory=dict)
+    train_examples: int | None = None  # the examples it trained on when capped (the stored spec); None: all
 
     @property
     def ok(self) -> bool:
@@ -102,12 +101,28 @@ def _adapt(spec: dict) -> tuple[str, ...]:
     return tuple(str(s.get("kind", "?")) if isinstance(s, dict) else str(s) for s in stages)
 
 
-def _k(cell: dict, train: dict) -> int | None:
-    for axis in K_AXES:
-        if axis in cell:
-            digits = re.findall(r"\d+", str(cell[axis]))
-            return int(digits[-1]) if digits else _int(train.get("max_train_examples"))
-    return None
+def _train_examples(spec: dict, train: dict) -> tuple[int | None, int | None]:
+    """(train.max_train_examples, how many of them it trained on): the cap less the val_set_size held out of it
+    when no dev dataset is given (the runner samples, then holds out); (None, None) when uncapped. A low-resource
+    suite and its embedded rehearsal set both so that the difference is the paper's K (K + 1,000 dev, rehearsed
+    as K + 200)."""
+    cap = _int(train.get("max_train_examples"))
+    if cap is None:
+        return None, None
+    held_out = 0 if spec.get("dev_data") else (_int(train.get("val_set_size")) or 0)
+    return cap, cap - held_out
+
+
+def _mark_low_resource(trials: list[Trial], caps: dict[str, int | None]) -> None:
+    """A suite whose trials are capped at several training sizes sweeps the low-resource K: each K (the examples
+    trained on) is a table of its own. One cap for the whole suite (`run --embedded`'s training cap, a smoke
+    run) is not a K, even where val_set_size differs by method."""
+    suite_caps: dict[str, set] = {}
+    for trial in trials:
+        if caps[trial.trial_id] is not None:
+            suite_caps.setdefault(trial.suite, set()).add(caps[trial.trial_id])
+    for trial in trials:
+        trial.k = trial.train_examples if len(suite_caps.get(trial.suite, ())) > 1 else None
 
 
 def _split(value) -> str:
@@ -116,11 +131,9 @@ def _split(value) -> str:
 
 def _own_training_split(train_data: str, eval_data: list[str]) -> bool:
     """Whether train_data is the training split of one of the eval datasets: the same name, or a catalogue
-    entry reading the same files (format and path) as the eval entry, e.g. cola-train and cola."""
+    entry reading the same files (format and path) as the eval entry (a task's -train entry and its eval entry)."""
     if train_data in eval_data:
         return True
-    from benchmark.registry import catalogue
-
     entries = catalogue.datasets()
     train = entries.get(train_data)
     if train is None:
@@ -131,10 +144,12 @@ def _own_training_split(train_data: str, eval_data: list[str]) -> bool:
 
 def collect_trials(frame: pd.DataFrame) -> list[Trial]:
     trials = []
+    caps: dict[str, int | None] = {}  # trial_id -> train.max_train_examples
     for trial_id, rows in frame.groupby("trial_id", sort=True):
         first = rows.iloc[0]
         spec = loads(first["spec"])
         train = loads(first["train_config"])
+        caps[str(trial_id)], train_examples = _train_examples(spec, train)  # before val_set_size leaves the row key
         seed = train.pop("seed", None)  # seeds of the same configuration share a cell (mean ± std)
         lr = train.pop("learning_rate", None)  # candidates of one lr search share a cell (selection.py)
         cell = loads(first["cell"]) if "cell" in first.index else {}
@@ -164,9 +179,10 @@ def collect_trials(frame: pd.DataFrame) -> list[Trial]:
             model=str(first["model"]), stands_for=stands_for, method=str(first["method"]),
             args=loads(first["method_args"]), adapt=_adapt(spec), shared=shared,
             learning_rate=None if is_null(lr) else float(lr), seed=None if is_null(seed) else int(seed),
-            k=_k(cell, train), eval_data=list(dict.fromkeys(eval_data)), values=values, dev_values=dev,
+            k=None, train_examples=train_examples, eval_data=list(dict.fromkeys(eval_data)), values=values, dev_values=dev,
             trainable_params=_int(first["trainable_params"]), total_params=_int(first["total_params"]),
             spec=spec, meta={k: first[k] for k in first.index}))
+    _mark_low_resource(trials, caps)
     return trials
 
 

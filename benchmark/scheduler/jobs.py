@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, first_line
+from benchmark.scheduler.command import RunOptions, run_argv, shell_line
 
 EXCLUDES = [".venv", "results", "reports", ".cache", ".git", "**/__pycache__", "*.parquet", "*.sbatch"]
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
@@ -36,8 +37,7 @@ def client(address: str):
 
 
 def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+    return (first_line(str(exc)) if str(exc).strip() else type(exc).__name__)[:200]
 
 
 def suite_argument(suite: str, working_dir: Path) -> str:
@@ -60,21 +60,9 @@ def remote_path(option: str, value: str | None) -> str | None:
                     "allowed: an absolute path on storage every node shares, or a URI such as s3://bucket/results")
 
 
-def entrypoint(suite: str, filters: list[str], embedded: bool, results: str, data_dir: str | None,
-               max_concurrent: int | None, max_failures: int, retry_failed: bool) -> str:
-    argv = ["python", "-m", "benchmark", "run", suite, "--address", "auto", "--results", results]
-    for text in filters:
-        argv += ["--filter", text]
-    if embedded:
-        argv.append("--embedded")
-    if data_dir:
-        argv += ["--data-dir", data_dir]
-    if max_concurrent:
-        argv += ["--max-concurrent", str(max_concurrent)]
-    argv += ["--max-failures", str(max_failures)]
-    if retry_failed:
-        argv.append("--retry-failed")
-    return shlex.join(argv)
+def entrypoint(run: RunOptions) -> str:
+    """The job's driver: `peft-bench run` on the cluster it runs in (its options rendered by command.py)."""
+    return shell_line(run_argv(replace(run, address="auto"), ["python", "-m", "benchmark"]))
 
 
 def runtime_env(working_dir: Path, env: list[str]) -> dict:
@@ -96,8 +84,6 @@ AGENT_WAIT_S = 90
 
 
 def submit(address: str, entry: str, working_dir: Path, env: list[str], driver_cpus: float, driver_gpus: float) -> str:
-    import time
-
     jobs = client(address)
     deadline = time.monotonic() + AGENT_WAIT_S
     while True:

@@ -1,8 +1,11 @@
-"""`peft-bench slurm`: an sbatch script that starts a Ray cluster on the allocation and runs a suite on it.
+"""`peft-bench slurm`: an sbatch script that starts a Ray cluster on the allocation and runs a suite on it
+(the `--array` script, one Slurm array task per trial and no Ray, is slurm_array.py; both share the options
+and checks of this module).
 
 Pure string building (no ray import): validate a SlurmOptions, plan the suite so a bad name or filter
 fails at submission time, then render. Every user value that lands in the script is checked here and
 shell-quoted; #SBATCH lines (parsed by sbatch, not by the shell) only ever carry validated values.
+The `peft-bench run` line is rendered by command.py, like every other launcher's.
 
 Layout of the script: exclusive nodes, one task per node; the head node is the first of the job's
 node list; `ray start --head --block` runs there and `ray start --address ... --block` on the others,
@@ -20,10 +23,13 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmark.errors import UserError
+from benchmark.registry.spec import TrialSpec
+from benchmark.scheduler.command import RunOptions, ShellWord, run_argv, shell_line
+from benchmark.store.fs import is_uri
 
 PORT_LOW, PORT_BLOCK, PORT_SLOTS = 20000, 300, 40
 # Offsets inside a job's block; workers take [WORKER_OFFSET, PORT_BLOCK).
@@ -40,9 +46,13 @@ TIME_HELP = "minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED"
 @dataclass
 class SlurmOptions:
     suite: str
-    nodes: int
-    gpus_per_node: int
+    # Ray on the allocation (this module): required there, refused with --array.
+    nodes: int | None = None
+    gpus_per_node: int | None = None
     cpus_per_node: int | None = None  # None: all of the node's CPUs ($SLURM_CPUS_ON_NODE)
+    # One array task per trial (slurm_array.py); None: the most any pending trial asks for.
+    gpus_per_task: int | None = None
+    cpus_per_task: int | None = None
     partition: str | None = None
     time: str | None = None
     account: str | None = None
@@ -52,13 +62,16 @@ class SlurmOptions:
     embedded: bool = False
     filters: list[str] = field(default_factory=list)
     venv: str | None = None
+    max_concurrent: int | None = None  # Ray: trials at once; array: the `%` throttle
+    max_failures: int = 2  # Ray: retries of a trial whose worker dies; array: of a task killed by a signal
+    retry_failed: bool = False
 
 
-def positive_int(option: str, value) -> int:
-    """`value` (an int or its text) as an int >= 1, else a UserError naming `option`."""
+def count(option: str, value, least: int = 1) -> int:
+    """`value` (an int or its text) as an int >= least, else a UserError naming `option`."""
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise UserError(f"{option} {value!r}: allowed: a positive integer")
+    if isinstance(value, bool) or not text.isdigit() or int(text) < least:
+        raise UserError(f"{option} {value!r}: allowed: an integer >= {least}")
     return int(text)
 
 
@@ -76,9 +89,12 @@ def check_time(value: str) -> str:
 
 def validated(opts: SlurmOptions) -> SlurmOptions:
     """A copy with numbers checked and paths made absolute (the job may start in another folder)."""
-    nodes = positive_int("--nodes", opts.nodes)
-    gpus = positive_int("--gpus-per-node", opts.gpus_per_node)
-    cpus = None if opts.cpus_per_node is None else positive_int("--cpus-per-node", opts.cpus_per_node)
+    numbers = {name: None if getattr(opts, name) is None else count(option, getattr(opts, name), least)
+               for name, option, least in (("nodes", "--nodes", 1), ("gpus_per_node", "--gpus-per-node", 1),
+                                           ("cpus_per_node", "--cpus-per-node", 1), ("gpus_per_task", "--gpus-per-task", 0),
+                                           ("cpus_per_task", "--cpus-per-task", 1),
+                                           ("max_concurrent", "--max-concurrent", 1))}
+    numbers["max_failures"] = count("--max-failures", opts.max_failures, 0)
     for option, value in (("--partition", opts.partition), ("--account", opts.account), ("--job-name", opts.job_name)):
         if value is not None:
             check_name(option, value)
@@ -96,10 +112,56 @@ def validated(opts: SlurmOptions) -> SlurmOptions:
         venv = str(Path(opts.venv).expanduser().resolve())
         if not (Path(venv) / "bin" / "activate").is_file():
             raise UserError(f"--venv {opts.venv!r}: allowed: a virtual environment folder (no bin/activate in {venv})")
-    absolute = {"results": str(Path(opts.results).expanduser().resolve()),
+    # A suite file is found from the job's working directory too: absolute, like the other paths.
+    suite = str(Path(opts.suite).resolve()) if Path(opts.suite).is_file() else opts.suite
+    absolute = {"results": opts.results if is_uri(opts.results) else str(Path(opts.results).expanduser().resolve()),
                 "data_dir": None if opts.data_dir is None else str(Path(opts.data_dir).expanduser().resolve())}
-    return SlurmOptions(**{**opts.__dict__, "nodes": nodes, "gpus_per_node": gpus, "cpus_per_node": cpus,
-                           "venv": venv, "filters": list(opts.filters), **absolute})
+    return replace(opts, suite=suite, venv=venv, filters=list(opts.filters), **numbers, **absolute)
+
+
+def refuse(opts: SlurmOptions, options: dict[str, str], why: str) -> None:
+    """A UserError for the first of `options` (field -> option) that is set: it means nothing in this script."""
+    for name, option in options.items():
+        if getattr(opts, name) is not None:
+            raise UserError(f"{option} {getattr(opts, name)}: {why}")
+
+
+def run_options(opts: SlurmOptions) -> RunOptions:
+    """What the script's `peft-bench run` / `run-trial` lines carry over from the options."""
+    return RunOptions(suite=opts.suite, results=opts.results, filters=opts.filters, embedded=opts.embedded,
+                      data_dir=opts.data_dir, max_concurrent=opts.max_concurrent, max_failures=opts.max_failures,
+                      retry_failed=opts.retry_failed)
+
+
+def common_sbatch(opts: SlurmOptions) -> list[str]:
+    return [f"--job-name={opts.job_name}"] + [f"--{key}={value}" for key, value in (
+        ("partition", opts.partition), ("time", opts.time), ("account", opts.account)) if value is not None]
+
+
+def venv_lines(opts: SlurmOptions) -> list[str]:
+    return ["", "# The environment every node runs peft-bench from (shared storage).",
+            f"source {shlex.quote(opts.venv + '/bin/activate')}"] if opts.venv else []
+
+
+def plan_specs(opts: SlurmOptions) -> list[TrialSpec]:
+    """The suite's trials, every plan-time check done (a bad suite, filter or trial fails here, at submission,
+    not on the cluster)."""
+    from benchmark.planner import plan
+
+    _, trials = plan(opts.suite, opts.filters, embedded=opts.embedded)
+    specs = [trial.spec for trial in trials]
+    if not specs:
+        raise UserError(f"--filter {' '.join(opts.filters)}: no trials of {opts.suite} match; see `peft-bench plan`")
+    return specs
+
+
+def check_room(specs: list[TrialSpec], asks: dict[str, tuple[int | None, str]]) -> None:
+    """Each trial must fit what one node (Ray) or one task (array) gets: option -> (have, resources field)."""
+    for spec in specs:
+        for option, (have, key) in asks.items():
+            want = getattr(spec.resources, key)
+            if have is not None and want > have:
+                raise UserError(f"{option} {have}: trial {spec.trial_id} asks for {want:g} {key}; allowed: at least {want:g}")
 
 
 def port_lines() -> list[str]:
@@ -110,35 +172,14 @@ def port_lines() -> list[str]:
     return lines
 
 
-def ports_for(job_id: int) -> dict[str, int]:
-    """What port_lines() computes for `job_id`, in Python (for docs and tests)."""
-    base = PORT_LOW + (job_id % PORT_SLOTS) * PORT_BLOCK
-    ports = {name: base + offset for name, offset in PORT_OFFSETS.items()}
-    return {**ports, "min_worker": base + WORKER_OFFSET, "max_worker": base + PORT_BLOCK - 1}
-
-
-def run_command(opts: SlurmOptions) -> str:
-    words = ["peft-bench", "run", shlex.quote(opts.suite), '--address "$ray_address"', "--results", shlex.quote(opts.results)]
-    if opts.data_dir is not None:
-        words += ["--data-dir", shlex.quote(opts.data_dir)]
-    for text in opts.filters:
-        words += ["--filter", shlex.quote(text)]
-    if opts.embedded:
-        words.append("--embedded")
-    return " ".join(words)
-
-
 def render(opts: SlurmOptions, n_trials: int) -> str:
     """The sbatch script for already validated options (see validated())."""
-    sbatch = [f"--job-name={opts.job_name}", f"--nodes={opts.nodes}", "--ntasks-per-node=1", "--exclusive",
+    sbatch = [*common_sbatch(opts), f"--nodes={opts.nodes}", "--ntasks-per-node=1", "--exclusive",
               f"--gpus-per-node={opts.gpus_per_node}"]
     if opts.cpus_per_node is not None:
         sbatch.append(f"--cpus-per-task={opts.cpus_per_node}")
-    sbatch += [f"--{key}={value}" for key, value in (("partition", opts.partition), ("time", opts.time),
-                                                     ("account", opts.account)) if value is not None]
     cpus = str(opts.cpus_per_node) if opts.cpus_per_node is not None else "${SLURM_CPUS_ON_NODE:?}"
-    venv = ["", "# The environment every node runs ray and peft-bench from (shared storage).",
-            f"source {shlex.quote(opts.venv + '/bin/activate')}"] if opts.venv else []
+    run_line = shell_line(run_argv(replace(run_options(opts), address=ShellWord('"$ray_address"')), ["peft-bench"]))
     return "\n".join([
         "#!/bin/bash",
         f"# peft-bench slurm: {shlex.quote(opts.suite)}, {n_trials} trials on {opts.nodes} node(s) x {opts.gpus_per_node} GPU(s)",
@@ -147,7 +188,7 @@ def render(opts: SlurmOptions, n_trials: int) -> str:
         "",
         "set -euo pipefail",
         "export PYTHONUNBUFFERED=1  # driver output reaches the job log as it happens (python -u)",
-        *venv,
+        *venv_lines(opts),
         "",
         "nodes=${SLURM_JOB_NUM_NODES:?run this script with sbatch}",
         f"gpus_per_node={opts.gpus_per_node}",
@@ -238,23 +279,20 @@ def render(opts: SlurmOptions, n_trials: int) -> str:
         'wait_for nodes_up "Ray cluster of $nodes node(s)"',
         "",
         "run_status=0",
-        f"{run_command(opts)} || run_status=$?",
+        f"{run_line} || run_status=$?",
         'exit "$run_status"',
         "",
     ])
 
 
 def build_script(opts: SlurmOptions) -> tuple[str, int]:
-    """Validate, plan the suite (a bad suite or filter fails here, not on the cluster), render."""
-    from benchmark.registry import plan
-
+    """Validate, plan the suite, check every trial fits one node, render."""
     opts = validated(opts)
-    _, specs = plan(opts.suite, opts.filters, embedded=opts.embedded)
-    if not specs:
-        raise UserError(f"--filter {' '.join(opts.filters)}: no trials of {opts.suite} match; see `peft-bench plan`")
-    for spec in specs:
-        for option, have, want in (("--gpus-per-node", opts.gpus_per_node, spec.resources.gpus),
-                                   ("--cpus-per-node", opts.cpus_per_node, spec.resources.cpus)):
-            if have is not None and want > have:
-                raise UserError(f"{option} {have}: trial {spec.trial_id} asks for {want:g} on one node; allowed: at least {want:g}")
+    for name, option in (("nodes", "--nodes"), ("gpus_per_node", "--gpus-per-node")):
+        if getattr(opts, name) is None:
+            raise UserError(f"{option}: required to start Ray on the allocation; allowed: a positive integer (or use --array)")
+    refuse(opts, {"gpus_per_task": "--gpus-per-task", "cpus_per_task": "--cpus-per-task"},
+           "only with --array (one Slurm task per trial); allowed here: --gpus-per-node, --cpus-per-node")
+    specs = plan_specs(opts)
+    check_room(specs, {"--gpus-per-node": (opts.gpus_per_node, "gpus"), "--cpus-per-node": (opts.cpus_per_node, "cpus")})
     return render(opts, len(specs)), len(specs)

@@ -1,10 +1,9 @@
-"""Run a list of TrialSpecs as Ray Tune trials; the Parquet store, not Ray, records the outcome.
+"""The Ray backend: run a list of TrialSpecs as Ray Tune trials, locally or on a cluster.
 
-One Tune trial per TrialSpec, each asking for its own spec.resources. The worker runs the trial
-(benchmark.runner.run_trial by default), writes its result to the store itself (so a crash of the
-driver later loses nothing) and reports a small summary to Tune. Specs already stored as `ok`
-are skipped, so rerunning the same command resumes a sweep. A trial whose function raises (a bug,
-a dead worker) is still stored, as `failed`, by the driver: every spec ends up in the store.
+One Tune trial per pending TrialSpec, each asking for its own spec.resources. The worker runs and stores
+the trial (core.run_and_store, the same call `peft-bench run-trial` makes) and reports a small summary to
+Tune; which specs are pending, the failed rows for trials whose worker died and the run summary are the
+backend-neutral bookkeeping of core.py. Only Ray things live here.
 
 Multi-node: `results_root` and `storage_path` must be shared storage, and the `benchmark` package
 importable on every node (Ray Jobs' `working_dir` or an install).
@@ -16,37 +15,27 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ray import tune
 
-from benchmark.errors import UserError
+from benchmark.errors import UserError, first_line
 from benchmark.registry.spec import TrialSpec
-from benchmark.result import TrialResult
+from benchmark.scheduler.core import (
+    Outcome,
+    RunSummary,
+    TrialFn,
+    absolute_root,
+    compact_quietly,
+    pending_specs,
+    record_outcomes,
+    run_and_store,
+    unique_specs,
+)
 
-TrialFn = Callable[[TrialSpec, str], TrialResult]
 ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its task names
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
-
-
-@dataclass
-class RunSummary:
-    total: int  # specs asked for (after removing duplicate trial_ids)
-    skipped: int  # already stored as ok
-    ok: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (trial_id, first line of the error)
-    seconds: float = 0.0
-
-    def line(self) -> str:
-        return (f"{self.total} trials: {self.skipped} already done, {self.ok} ok, {len(self.failed)} failed "
-                f"in {self.seconds:.1f}s")
-
-
-def first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0] if (text or "").strip() else "unknown error"
 
 
 def placement_for(config: dict):
@@ -66,19 +55,8 @@ def make_trainable(trial_fn: TrialFn | None, data_root: str, results_root: str):
     """The function Tune runs in a worker: rebuild the spec, run it, store it, report a summary."""
 
     def run_one_trial(config: dict) -> None:
-        import torch
-
-        from benchmark.store import Store
-
         spec = TrialSpec.from_dict(config["spec"])
-        # Ray sets no thread cap for function trainables; match torch to what the trial reserved.
-        torch.set_num_threads(max(1, int(spec.resources.cpus)))
-        if trial_fn is None:
-            from benchmark.runner import run_trial as fn
-        else:
-            fn = trial_fn
-        result = fn(spec, data_root)
-        Store(results_root).write(result)
+        result = run_and_store(spec, data_root, results_root, trial_fn)
         values = [m.value for m in result.metrics if m.value is not None]
         tune.report({
             "status": result.status,
@@ -191,30 +169,19 @@ def check_fits(specs: list[TrialSpec]) -> None:
                                 f"but the Ray cluster has {have.get(key, 0):g}; lower it or use a larger cluster")
 
 
-def failed_result(spec: TrialSpec, error: str) -> TrialResult:
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    return TrialResult(spec=spec, status="failed", error=error, started_at=now, finished_at=now)
-
-
 def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address: str | None = None,
               max_concurrent: int | None = None, max_failures: int = 0, trial_fn: TrialFn | None = None,
               storage_path: str | None = None, progress: bool = True,
               ray_init_kwargs: dict | None = None, retry_failed: bool = False) -> RunSummary:
-    """Run every spec not yet stored as ok (retry_failed: only those stored as failed); return what
+    """Run every spec not yet stored as ok (retry_failed: only those stored as failed) on Ray; return what
     happened. See the module docstring."""
     from benchmark.store import Store
-    from benchmark.store.fs import is_uri
 
     started = time.monotonic()
-    # Workers may run in another folder (Tune's trial dir, a Ray Job's copy): local roots made absolute.
-    results_root = results_root if is_uri(results_root) else str(Path(results_root).resolve())
+    results_root = absolute_root(results_root)
     store = Store(results_root)
-    unique = list({spec.trial_id: spec for spec in specs}.values())
-    statuses = {tid: status for suite in {s.suite for s in unique} for tid, status in store.statuses(suite).items()}
-    if retry_failed:
-        pending = [spec for spec in unique if statuses.get(spec.trial_id) == "failed"]
-    else:
-        pending = [spec for spec in unique if statuses.get(spec.trial_id) != "ok"]
+    unique = unique_specs(specs)
+    pending = pending_specs(store, unique, retry_failed)
     summary = RunSummary(total=len(unique), skipped=len(unique) - len(pending))
     if not pending:
         summary.seconds = time.monotonic() - started
@@ -224,45 +191,22 @@ def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address
     try:
         check_fits(pending)
         # Absolute paths: Tune runs each trial with its trial folder as the working directory.
-        results = _fit(pending, str(Path(data_root).resolve()), results_root, max_concurrent,
-                       max_failures, trial_fn, storage_path, progress, started)
+        outcomes = _fit(pending, str(Path(data_root).resolve()), results_root, max_concurrent,
+                        max_failures, trial_fn, storage_path, progress, started)
     finally:
         if we_started:
             import ray
 
             ray.shutdown()
 
-    by_id = {spec.trial_id: spec for spec in pending}
-    for trial_id, spec in by_id.items():
-        metrics, error = results.get(trial_id, ({}, "Tune returned no result for this trial"))
-        if error is None and metrics.get("status") == "ok":
-            summary.ok += 1
-        elif error is None and metrics.get("status"):
-            summary.failed.append((trial_id, metrics.get("error") or "unknown error"))
-        elif trial_id in store.ok_trial_ids(spec.suite):
-            summary.ok += 1  # the worker stored an ok result, then died before reporting it
-        else:
-            # The trial function itself raised or its worker died: the worker stored nothing, so we do.
-            store.write(failed_result(spec, error))
-            summary.failed.append((trial_id, first_line(error)))
+    record_outcomes(store, pending, outcomes, summary)
     compact_quietly(store, sorted({spec.suite for spec in pending}))
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def compact_quietly(store, suites: list[str]) -> None:
-    """Fold this run's trial files into each suite's consolidated file, so the next read or resume is
-    one file, not thousands. Only an optimisation: a failure (read-only storage) is logged, not raised."""
-    import logging
-
-    try:
-        store.compact(suites)
-    except Exception as exc:
-        logging.getLogger(__name__).warning("store: compaction skipped (%s: %s)", type(exc).__name__, exc)
-
-
 def _fit(pending, data_root, results_root, max_concurrent, max_failures, trial_fn, storage_path, progress, started):
-    """Run the Tune experiment; return trial_id -> (last reported metrics, error text or None)."""
+    """Run the Tune experiment; return trial_id -> what its worker reported, or why it reported nothing."""
     trainable = tune.with_resources(make_trainable(trial_fn, data_root, results_root), placement_for)
     storage = storage_path or (f"{results_root.rstrip('/')}/.ray" if "://" in results_root
                                else str(Path(results_root) / ".ray"))
@@ -287,7 +231,12 @@ def _fit(pending, data_root, results_root, max_concurrent, max_failures, trial_f
     for result in tuner.fit():
         # A trial whose actor never started has no config; its folder is named after the trial_id.
         trial_id = result.config["spec"]["trial_id"] if result.config else Path(result.path).name
-        outcomes[trial_id] = (result.metrics or {}, None if result.error is None else describe_error(result.error))
+        reported = result.metrics or {}
+        if result.error is None and reported.get("status"):
+            outcomes[trial_id] = Outcome(reported["status"], reported.get("error") or "")
+        else:
+            outcomes[trial_id] = Outcome(None, "Tune returned no result for this trial" if result.error is None
+                                         else describe_error(result.error))
     return outcomes
 
 
@@ -300,4 +249,4 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {cause}\n{detail}"
 
 
-__all__ = ["RunSummary", "run_specs"]
+__all__ = ["run_specs"]

@@ -23,7 +23,7 @@ from benchmark.result import Metric, TrialResult
 
 def synthetic_results(n: int, suite: str = "store-perf") -> list[TrialResult]:
     base = TrialSpec(suite=suite, suite_version="1", model="tiny-llama", model_source="embedded:tiny-llama",
-                     family="llama", method="lora", method_args={"r": 8}, train_data="math_10k",
+                     model_family="llama", method="lora", method_args={"r": 8}, train_data="math_10k",
                      eval_data=("gsm8k", "AQuA"))
     results = []
     for i in range(n):

@@ -1,6 +1,6 @@
 """The Parquet schemas of the results store, and how suite / dataset names map to folders.
 
-Evolution rule (DESIGN.md "Results store"): only add nullable columns, never change a type,
+Evolution rule (docs/architecture.md, "Results store"): only add nullable columns, never change a type,
 and bump SCHEMA_VERSION when a column is added. The reader scans every file with the newest
 schema, so a file written by an older version simply shows nulls in the columns it lacks.
 """

@@ -5,7 +5,7 @@ Layout (a suite "llm_adapters/math" is the folder "llm_adapters__math"):
     trials/<trial_id>.failed-<time>-<uuid>.parquet       one failed attempt (a new file per attempt)
     batches/<time>-<uuid>.parquet                        many trials at once (write_many)
     batches/rollup-<time>-<uuid>.parquet                 a copy of the last ROLLUP_EVERY trial files one
-                                                         process wrote, naming them (size, mtime) as covered
+                                                         Store wrote, naming them (size, mtime) as covered
     consolidated.parquet                                 compact(): every trial above in one file
     predictions/<trial_id>/<eval_data>.parquet           per-example predictions of the ok trial
 
@@ -16,9 +16,9 @@ Reads resolve several row sets of one trial with resolve.py (ok beats failed, th
 after `--retry-failed` the ok rows supersede the failed ones while the failure stays on disk
 (`read(history=True)` shows every attempt).
 
-Roll-ups: a process that has written ROLLUP_EVERY trial files (a Ray worker runs trial after trial)
-also writes their rows, from memory, as one batch file whose metadata lists the files it covers.
-Reads take a roll-up instead of the files it covers, so a store of 10,000 trials is read as ~40
+Roll-ups: a Store instance that has written ROLLUP_EVERY trial files (a Ray worker runs trial after
+trial through the one Store.for_worker gives it) also writes their rows, from memory, as one batch
+file whose metadata lists the files it covers. Reads take a roll-up instead of the files it covers, so a store of 10,000 trials is read as ~40
 files even before the run's final compaction (a resume's status check, `peft-bench status` during
 a run). Like the consolidated file, a roll-up only stands in for the exact (size, mtime) it saw.
 
@@ -30,6 +30,7 @@ correct file (the later rename wins); a trial written meanwhile is simply not co
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -52,8 +53,6 @@ CONSOLIDATED = "consolidated.parquet"
 COVERS_KEY = b"peft_bench.covers"  # JSON {relative path: [size, mtime_ns]} of the files folded in
 ROLLUP_PREFIX = "rollup-"
 ROLLUP_EVERY = 256  # trial files per roll-up: reading a store costs ~1 ms per file, a roll-up ~ as much
-# Per process and suite folder: the trial files written since the last roll-up, with their tables.
-_PENDING: dict[tuple[str, str], list[tuple[str, pa.Table]]] = {}
 
 
 def _stamp(text: str | None = None) -> str:
@@ -68,6 +67,14 @@ class Store:
     def __init__(self, root, filesystem=None):
         self.root = root
         self.loc = sfs.locate(root, filesystem)
+        # Per suite folder: the trial files this instance wrote since its last roll-up, with their tables.
+        self._pending: dict[str, list[tuple[str, pa.Table]]] = {}
+
+    @classmethod
+    def for_worker(cls, root) -> Store:
+        """This process's Store of `root`, the same instance on every call: a worker that writes trial after
+        trial through it (a reused Ray actor) rolls its files up every ROLLUP_EVERY trials."""
+        return _worker_store(str(root))
 
     # -- layout ------------------------------------------------------------------------------
     def suite_dir(self, suite: str) -> str:
@@ -111,7 +118,7 @@ class Store:
         return path
 
     def _remember(self, folder: str, path: str, table: pa.Table) -> None:
-        pending = _PENDING.setdefault((type(self.loc.fs).__name__, folder), [])
+        pending = self._pending.setdefault(folder, [])
         pending.append((path, table))
         if len(pending) >= ROLLUP_EVERY:
             batch = list(pending)
@@ -242,10 +249,6 @@ class Store:
         """Trials stored as ok (a resumed run skips these). Reads two columns only."""
         return {tid for tid, status in self.statuses(suite).items() if status == "ok"}
 
-    def failed_trial_ids(self, suite: str) -> set[str]:
-        """Trials whose latest word is a failure (no ok attempt stored)."""
-        return {tid for tid, status in self.statuses(suite).items() if status != "ok"}
-
     def read(self, suites: list[str] | None = None, history: bool = False) -> pd.DataFrame:
         """Every row of every trial of `suites` (all suites when None), in the newest schema: one row
         set per trial (ok supersedes failed); history=True returns every stored attempt instead."""
@@ -269,4 +272,6 @@ class Store:
         return sorted(set(names))
 
 
-
+@functools.cache
+def _worker_store(root: str) -> Store:
+    return Store(root)

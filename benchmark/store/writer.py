@@ -100,7 +100,7 @@ def trial_rows(result: TrialResult) -> list[dict]:
         "trial_id": trial_id,
         "model": spec.model,
         "model_source": spec.model_source,
-        "family": spec.family,
+        "family": spec.model_family,  # the stored column keeps its first name
         "method": spec.method,
         "method_args": _json(spec.method_args),
         "train_config": _json(spec_dict["train"]),
@@ -130,7 +130,7 @@ def trial_rows(result: TrialResult) -> list[dict]:
     if not result.metrics:
         return [{**common, "eval_data": None, "eval_family": None, "decoding": None,
                  "metric": None, "split": None, "value": None, "n_examples": None}]
-    return [{**common, "eval_data": m.eval_data, "eval_family": m.family,
+    return [{**common, "eval_data": m.eval_data, "eval_family": m.task_family,
              "decoding": _json(result.decoding.get(m.eval_data)), "metric": m.metric, "split": m.split,
              "value": None if m.value is None else float(m.value), "n_examples": m.n_examples}
             for m in result.metrics]

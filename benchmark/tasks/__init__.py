@@ -1,7 +1,8 @@
 """Task kinds: how a dataset is turned into training features, which model head it needs, and how it is scored.
 
-The runner never branches on a dataset's name: it asks `for_dataset(entry)` for the entry's Task and
-calls the same four steps on every kind. The kind follows from the catalogue entry (data, not code):
+The runner never branches on a dataset's name: the planner resolves `for_dataset(entry)` (and checks with
+`kind_of` that train, dev and eval sets share a kind) and the runner calls the same steps on every kind.
+The kind follows from the catalogue entry (data, not code):
 - generation: LLM-Adapters instruction data on a causal LM, scored by decoding and answer extraction;
 - classification: GLUE / DAPT sentence (pair) classification; metric spearman/pearson makes it regression;
 - extractive_qa: SQuAD-style span extraction over document-stride windows.
@@ -13,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from benchmark.errors import UserError
+from benchmark.metrics import MetricDef
 from benchmark.registry.catalogue import DatasetEntry
-
-REGRESSION_METRICS = ("spearman", "pearson")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Head:
 class Task(Protocol):
     kind: str
     selects_on_dev: bool  # True: a dev split is scored every epoch (early stopping, best weights, lr search)
+    head_kind: str  # the Head.kind it trains: causal-lm | sequence-classification | question-answering
 
     def head(self, entry: DatasetEntry, train_examples: list) -> Head: ...
 
@@ -44,19 +45,18 @@ class Task(Protocol):
 
     def evaluate(self, model, tokenizer, entry: DatasetEntry, examples: list, spec, head: Head): ...
 
-    def selection_metric(self, entry: DatasetEntry) -> str: ...  # the name of what dev_metric returns
-
-    def dev_metric(self, metrics: list) -> float: ...
+    # The metric table's entry that dev-split selection uses (its stored name, its direction).
+    def selection_metric(self, entry: DatasetEntry) -> MetricDef: ...
 
 
 def kind_of(entry: DatasetEntry) -> str:
-    if entry.family in ("math", "commonsense"):
+    if entry.task_family in ("math", "commonsense"):
         return "generation"
-    if entry.family == "classification":
+    if entry.task_family == "classification":
         return "classification"
-    if entry.family == "qa":
+    if entry.task_family == "qa":
         return "extractive_qa"
-    raise UserError(f"dataset {entry.name}: family {entry.family!r} cannot be trained or evaluated as a task; "
+    raise UserError(f"dataset {entry.name}: task family {entry.task_family!r} cannot be trained or evaluated as a task; "
                     "allowed: math, commonsense, classification, qa (corpus datasets feed adapt stages)")
 
 

@@ -2,21 +2,19 @@
 
 The label space is read from the training file (sorted values, index = class id), so string labels
 (DAPT: "INHIBITOR", "METHODS" ...) and GLUE's integers work the same way; an evaluation label
-the training file never had is an error, not a silent zero. Metrics follow the papers: Matthews
-(CoLA), F1 of class 1 (MRPC, QQP), Spearman (STS-B), micro-F1 (ChemProt, RCT), macro-F1 (the
-other DAPT tasks), accuracy otherwise; all in percent.
+the training file never had is an error, not a silent zero. The dataset entry names the metric;
+benchmark.metrics computes it (and says which label is F1's positive one); a metric over scores
+(Spearman, Pearson) makes the task a regression.
 """
 
 from __future__ import annotations
 
 import torch
 
+from benchmark import metrics
 from benchmark.errors import UserError
-from benchmark.evaluation import metrics as m
 from benchmark.result import Metric, Prediction
-from benchmark.tasks import REGRESSION_METRICS, Head
-
-CLASSIFICATION_METRICS = ("accuracy", "mcc", "f1", "macro_f1", "micro_f1")
+from benchmark.tasks import Head
 
 
 def label_space(entry, examples) -> tuple:
@@ -26,22 +24,18 @@ def label_space(entry, examples) -> tuple:
     return tuple(sorted(values, key=lambda v: (type(v).__name__, v)))
 
 
+METRIC_INPUTS = ("labels", "scores")  # class labels; scores make the task a regression
+
+
 def score(metric: str, predictions: list, golds: list, labels: tuple) -> float:
-    if metric == "accuracy":
-        return m.accuracy([p == g for p, g in zip(predictions, golds)])
-    if metric == "mcc":
-        return m.mcc(predictions, golds)
-    if metric == "f1":  # GLUE MRPC / QQP: F1 of the positive class, label 1
-        return m.f1_binary(predictions, golds, positive=1)
-    if metric == "macro_f1":
-        return m.f1_macro(predictions, golds, labels)
-    if metric == "micro_f1":
-        return m.f1_micro(predictions, golds, labels)
-    if metric == "spearman":
-        return m.spearman(predictions, golds)
-    if metric == "pearson":
-        return m.pearson(predictions, golds)
-    raise UserError(f"metric {metric!r}; allowed: {', '.join(CLASSIFICATION_METRICS + REGRESSION_METRICS)}")
+    """The dataset's metric from the table (benchmark.metrics), over the training file's label space."""
+    definition = metrics.get(metric, METRIC_INPUTS)
+    return definition.fn(predictions, golds, None if definition.inputs == "scores" else labels)
+
+
+def is_regression(entry) -> bool:
+    """A metric over scores (Spearman, Pearson) makes the dataset a regression."""
+    return metrics.get(entry.metric, METRIC_INPUTS).inputs == "scores"
 
 
 def _inputs(batch: dict, device) -> dict:
@@ -50,15 +44,17 @@ def _inputs(batch: dict, device) -> dict:
 
 class ClassificationTask:
     kind = "classification"
+    metric_inputs = METRIC_INPUTS
     selects_on_dev = True
+    head_kind = "sequence-classification"  # the model head it trains (the planner checks the model family can carry it)
 
     def head(self, entry, train_examples) -> Head:
-        if entry.metric in REGRESSION_METRICS:
-            return Head(kind="sequence-classification", regression=True)
+        if is_regression(entry):
+            return Head(kind=self.head_kind, regression=True)
         labels = label_space(entry, train_examples)
         if len(labels) < 2:
             raise UserError(f"dataset {entry.name}: the training file has {len(labels)} label value(s); allowed: 2 or more")
-        return Head(kind="sequence-classification", labels=labels)
+        return Head(kind=self.head_kind, labels=labels)
 
     def features(self, tokenizer, examples, spec, head: Head) -> list[dict]:
         index = {label: i for i, label in enumerate(head.labels)}
@@ -103,7 +99,6 @@ class ClassificationTask:
         raw = self.predict(model, tokenizer, features, spec.eval.batch_size)
         predictions = raw if head.regression else [head.labels[i] for i in raw]
         golds = [float(ex.label) if head.regression else ex.label for ex in examples]
-        value = score(entry.metric, predictions, golds, head.labels)
         rows = []
         for ex, pred, gold in zip(examples, predictions, golds):
             text = ex.text if ex.text_pair is None else f"{ex.text} [SEP] {ex.text_pair}"
@@ -111,13 +106,12 @@ class ClassificationTask:
             # regression: "correct" = within half a point of the gold score (for per-example audit only)
             correct = abs(pred - gold) <= 0.5 if head.regression else pred == gold
             rows.append(Prediction(id=ex.id, prompt=text, output=shown, extracted=shown, gold=str(gold), correct=bool(correct)))
-        metric = Metric(eval_data=entry.name, family=entry.family, metric=entry.metric, value=value, n_examples=len(examples))
+        scored = [Metric(eval_data=entry.name, task_family=entry.task_family, metric=name,
+                         value=score(name, predictions, golds, head.labels), n_examples=len(examples))
+                  for name in entry.metrics]
         decoding = {"head": head.kind, "num_labels": head.num_labels, "max_length": spec.train.cutoff_len,
                     "batch_size": spec.eval.batch_size, "labels": [str(x) for x in head.labels]}
-        return [metric], rows, decoding
+        return scored, rows, decoding
 
-    def selection_metric(self, entry) -> str:
-        return entry.metric
-
-    def dev_metric(self, metrics) -> float:
-        return metrics[0].value
+    def selection_metric(self, entry) -> metrics.MetricDef:
+        return metrics.get(entry.metric, METRIC_INPUTS)

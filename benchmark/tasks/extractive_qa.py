@@ -6,19 +6,21 @@ and transformers do. Training: a window whose context part holds the whole first
 at it; one that does not points at the first token (the "no answer here" position). Evaluation:
 in every window the n-best start and end positions inside the context, end >= start and at most
 `eval.max_answer_length` tokens apart; the span with the highest start + end logit over all
-windows of the question is the answer, cut from the context by character offsets.
+windows of the question is the answer, cut from the context by character offsets. The dataset entry's
+metrics (exact match, token F1) are scored by benchmark.metrics.
 """
 
 from __future__ import annotations
 
 import torch
 
+from benchmark import metrics
 from benchmark.errors import UserError
-from benchmark.evaluation.metrics import squad_exact, squad_scores
 from benchmark.result import Metric, Prediction
 from benchmark.tasks import Head
 
 N_BEST = 20  # candidate starts and ends per window (the SQuAD scripts' n_best_size)
+SELECTED = "f1"  # the metric dev-split selection reads: token F1
 
 
 def windows(tokenizer, example, max_length: int, stride: int) -> list[dict]:
@@ -70,10 +72,12 @@ def best_span(start_logits, end_logits, offsets: list, max_answer_length: int) -
 
 class ExtractiveQATask:
     kind = "extractive_qa"
+    metric_inputs = ("answers",)  # answer texts against each question's gold answers
     selects_on_dev = True
+    head_kind = "question-answering"  # the model head it trains (the planner checks the model family can carry it)
 
     def head(self, entry, train_examples) -> Head:
-        return Head(kind="question-answering")
+        return Head(kind=self.head_kind)
 
     def features(self, tokenizer, examples, spec, head) -> list[dict]:
         out = []
@@ -113,18 +117,17 @@ class ExtractiveQATask:
         if not examples:
             raise UserError(f"dataset {entry.name}: no examples to evaluate")
         answers = self.predict(model, tokenizer, examples, spec)
-        em, f1 = squad_scores(answers, [ex.answers for ex in examples])
+        golds = [ex.answers for ex in examples]
         rows = [Prediction(id=ex.id, prompt=f"{ex.question} [SEP] {ex.context}", output=a, extracted=a,
-                           gold=" | ".join(dict.fromkeys(ex.answers)), correct=any(squad_exact(a, g) for g in ex.answers))
+                           gold=metrics.join_answers(ex.answers), correct=metrics.exact_match(a, ex.answers))
                 for ex, a in zip(examples, answers)]
-        metrics = [Metric(eval_data=entry.name, family=entry.family, metric=name, value=value, n_examples=len(examples))
-                   for name, value in (("em", em), ("f1", f1))]
+        scored = [Metric(eval_data=entry.name, task_family=entry.task_family, metric=m.stored_name,
+                         value=m.fn(answers, golds), n_examples=len(examples))
+                  for m in (metrics.get(name, self.metric_inputs) for name in entry.metrics)]
         decoding = {"head": head.kind, "max_length": spec.train.cutoff_len, "doc_stride": spec.train.doc_stride,
                     "max_answer_length": spec.eval.max_answer_length, "n_best": N_BEST, "batch_size": spec.eval.batch_size}
-        return metrics, rows, decoding
+        return scored, rows, decoding
 
-    def selection_metric(self, entry) -> str:
-        return "f1"  # of EM and F1, dev_metric selects on F1
-
-    def dev_metric(self, metrics) -> float:
-        return next(m.value for m in metrics if m.metric == "f1")
+    def selection_metric(self, entry) -> metrics.MetricDef:
+        # The protocol (BERT's run_squad, as PT+UniPELT) selects on token F1 whatever order the entry prints.
+        return metrics.get(SELECTED if SELECTED in entry.metrics else entry.metric, self.metric_inputs)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from benchmark import metrics
 from benchmark.tasks import Head
 
 
 class GenerationTask:
     kind = "generation"
     selects_on_dev = False  # the LLM-Adapters protocol trains a fixed budget; a held-out split only reports its loss
+    head_kind = "causal-lm"  # the model head it trains (the planner checks the model family can carry it)
 
     def head(self, entry, train_examples) -> Head:
-        return Head(kind="causal-lm")
+        return Head(kind=self.head_kind)
 
     def features(self, tokenizer, examples, spec, head) -> list[dict]:
         from benchmark.data.prompts import tokenize_for_training
@@ -19,10 +21,13 @@ class GenerationTask:
 
     def evaluate(self, model, tokenizer, entry, examples, spec, head):
         """([accuracy], predictions, decoding settings)."""
+        from benchmark import methods
         from benchmark.evaluation import evaluate
 
-        metric, predictions, decoding = evaluate(model, tokenizer, entry, examples, self._eval_config(model, tokenizer,
-                                                                                                      entry, examples, spec))
+        cfg = self._eval_config(model, tokenizer, entry, examples, spec)
+        # a method that changes the inputs a model decodes from (prefix, prompt tuning) says how to build them
+        metric, predictions, decoding = evaluate(model, tokenizer, entry, examples, cfg,
+                                                 decode_hook=methods.get(spec.method).decode_hook)
         return [metric], predictions, decoding
 
     @staticmethod
@@ -33,8 +38,8 @@ class GenerationTask:
         import dataclasses
 
         from benchmark.data.prompts import eval_prompt
+        from benchmark.device import decoding_batch_size
         from benchmark.evaluation.run_eval import decoding_settings
-        from benchmark.perf.gpu import decoding_batch_size
 
         if not examples:
             return spec.eval
@@ -44,8 +49,5 @@ class GenerationTask:
                                    fallback=spec.eval.batch_size)
         return dataclasses.replace(spec.eval, batch_size=size)
 
-    def selection_metric(self, entry) -> str:
-        return "accuracy"
-
-    def dev_metric(self, metrics) -> float:
-        return metrics[0].value
+    def selection_metric(self, entry) -> metrics.MetricDef:
+        return metrics.get("accuracy")  # what evaluate reports, whatever the entry declares

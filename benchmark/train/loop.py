@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from benchmark.metrics import MetricDef
 from benchmark.models.attention import base_of
 from benchmark.registry.spec import TrainConfig
 from benchmark.train.batching import epoch_batches, packed_rows
@@ -158,12 +159,13 @@ def _micro_batch_stream(lengths: list[int], micro_batch_size: int, group_by_leng
 
 
 class BestWeights:
-    """Early stopping on a dev score (higher is better): a copy of the trainable weights at the best
-    epoch, restored at the end, and the patience count (cfg.early_stopping_patience epochs). Without a
-    patience (SQuAD's protocol) nothing is restored: the last epoch's weights and score are the trial's."""
+    """Early stopping on a dev score (better in the metric's direction): a copy of the trainable weights
+    at the best epoch, restored at the end, and the patience count (cfg.early_stopping_patience epochs).
+    Without a patience (SQuAD's protocol) nothing is restored: the last epoch's weights and score are the
+    trial's."""
 
-    def __init__(self, params: list[torch.nn.Parameter], patience: int | None):
-        self.params, self.patience = params, patience
+    def __init__(self, params: list[torch.nn.Parameter], patience: int | None, higher_is_better: bool = True):
+        self.params, self.patience, self.higher_is_better = params, patience, higher_is_better
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.saved: list[torch.Tensor] = []
@@ -174,7 +176,7 @@ class BestWeights:
         if self.patience is None:
             self.best, self.best_epoch = score, epoch
             return False
-        if self.best is None or score > self.best:
+        if self.best is None or (score > self.best if self.higher_is_better else score < self.best):
             self.best, self.best_epoch, self.since_best = score, epoch, 0
             self.saved = [p.detach().clone() for p in self.params]
         else:
@@ -188,13 +190,16 @@ class BestWeights:
 
 
 def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str = "cpu", log_every: int = 10,
-          val_features: list[dict] | None = None, dev_score=None) -> TrainStats:
+          val_features: list[dict] | None = None, dev_score=None, dev_metric: MetricDef | None = None) -> TrainStats:
     """Fine-tune the trainable parameters of `model` (already on `device`) on tokenised features.
 
     val_features: the held-out split (default: cfg.val_set_size features held out of `features`), whose
-    loss is reported. dev_score(model) -> float, when given, is called after every epoch; with
+    loss is reported. dev_score(model) -> float, when given, is called after every epoch and returns the
+    value of dev_metric (the metric table's entry: which direction is better); with
     cfg.early_stopping_patience the best epoch's weights are restored at the end and training stops
     after that many epochs without a better score."""
+    if dev_score is not None and dev_metric is None:
+        raise ValueError("train: dev_score needs dev_metric (the metric table's entry it returns)")
     if log_every < 1:
         raise ValueError(f"log_every: got {log_every}; allowed: an integer >= 1")
     if val_features is None:
@@ -224,7 +229,7 @@ def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str 
 
     stats = TrainStats(steps=0, train_examples=len(train_set), val_examples=len(val_set), packed=packing)
     steps_per_epoch = math.ceil(math.ceil(len(train_set) / cfg.micro_batch_size) / cfg.grad_accum_steps)
-    best = BestWeights(params, cfg.early_stopping_patience) if dev_score is not None else None
+    best = BestWeights(params, cfg.early_stopping_patience, dev_metric.higher_is_better) if dev_score is not None else None
     step_losses: list[float] = []
     window_start = 0
     checkpointing = cfg.gradient_checkpointing and _enable_checkpointing(model)

@@ -61,10 +61,6 @@ FEELINGS = (
 PLACES = ("park", "kitchen", "garden", "market", "street", "yard")
 DAYS = ("monday", "tuesday", "friday", "saturday", "sunday")
 
-POSITIVE = ("great", "good", "fun", "lovely", "wonderful", "charming", "moving", "clever")
-NEGATIVE = ("bad", "dull", "boring", "awful", "weak", "terrible", "silly", "messy")
-FILM_NOUNS = ("movie", "film", "story", "show", "plot", "acting")
-
 CITIES = ("Paris", "Rome", "Oslo", "Lima", "Tokyo", "Cairo", "Dublin", "Madrid")
 JOBS = ("teacher", "doctor", "farmer", "baker", "pilot", "painter", "nurse", "driver")
 COLORS = ("red", "blue", "green", "black", "white", "yellow")
@@ -83,10 +79,3 @@ RELATIONS = {
 
 def article(noun: str) -> str:
     return "an" if noun[0] in "aeiou" else "a"
-
-
-def category_of(noun: str) -> str:
-    for name, (_, members, _) in CATEGORIES.items():
-        if noun in members:
-            return name
-    raise KeyError(noun)

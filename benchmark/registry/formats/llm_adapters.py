@@ -7,18 +7,24 @@ training, dataset/<name>/test.json for evaluation. Training files may lack `answ
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.data.example import Example
 from benchmark.errors import UserError
+from benchmark.registry.formats import Source, missing_file_error, register, require
 
 REQUIRED = ("instruction", "input", "output")
-HINT = "(set --data-dir or PEFT_BENCH_DATA; `peft-bench data embedded --out DIR` writes an embedded stand-in)"
 
 
-def missing_file_error(dataset: str, path: Path, source_note: str = "") -> UserError:
-    note = f"; source: {source_note}" if source_note else ""
-    return UserError(f"dataset {dataset!r}: file not found: {path}{note} {HINT}")
+@dataclass(frozen=True)
+class Example:
+    """The record every generation task is read into: the LLM-Adapters JSON row."""
+
+    id: str  # stable within its dataset ("<dataset>/<row index>" unless the file has ids)
+    instruction: str
+    input: str
+    output: str  # training target: the rationale, or "the correct answer is <label>"
+    answer: str  # the gold answer as stored: "576.0", "B", "option1", "true"
 
 
 def _answer(value, path: Path, row: int):
@@ -67,3 +73,17 @@ def load_file(path: Path, dataset: str, source_note: str = "", need_answer: bool
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); allowed: UTF-8 JSON") from None
     return parse_rows(rows, path, dataset, need_answer)
+
+
+class LlmAdapters:
+    name = "llm-adapters"
+    splits = ()  # one JSON file per dataset
+    default_split: dict[str, str] = {}
+    task_families = ("math", "commonsense")
+
+    def load(self, source: Source) -> list[Example]:
+        # Training rows may lack an answer; an evaluation file is scored against it.
+        return load_file(require(source), source.dataset, source.note, need_answer=source.labelled)
+
+
+register(LlmAdapters())

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.data.glue_jsonl import ClassificationExample, read_jsonl
 from benchmark.errors import UserError
+from benchmark.registry.formats import Source, register, split_file
+from benchmark.registry.formats.glue_jsonl import ClassificationExample, read_jsonl
 
 SPLITS = ("train", "dev", "test")
 
@@ -34,11 +35,14 @@ def load_file(path: Path) -> list[ClassificationExample]:
     return out
 
 
-def load_split(root: Path, split: str) -> list[ClassificationExample]:
-    """<root>/<split>.jsonl, where root is a task folder such as dapt/chemprot."""
-    return load_file(split_path(root, split))
+class DaptJsonl:
+    name = "dapt-jsonl"
+    splits = SPLITS
+    default_split = {"train": "train", "dev": "dev", "eval": "test"}  # DAPT reports its test split
+    task_families = ("classification",)
+
+    def load(self, source: Source) -> list[ClassificationExample]:
+        return load_file(split_file(source, split_path))
 
 
-def label_set(examples: list[ClassificationExample]) -> list[str]:
-    """The distinct labels, sorted: a stable label -> index mapping for a classifier head."""
-    return sorted({str(e.label) for e in examples})
+register(DaptJsonl())

@@ -1,13 +1,16 @@
-"""Device helpers: fast matmul settings and an evaluation batch size chosen from free memory.
+"""The device a trial runs on and its settings: which device, fast matmul flags, memory figures.
 
-Both are safe to call anywhere: on CPU `configure_backends` changes nothing, and
-`eval_batch_size` is plain arithmetic over the model config (no device needed), so the runner can
-call them unconditionally. `decoding_batch_size` is what the runner and `peft-bench perf` use: the
-batch that fits the free memory of the model's device (CUDA free memory, or the host's available
-RAM), capped per kind of device; outputs never depend on it (tested), only speed does.
+Read by the runner (pick_device, configure_backends, peak_memory_bytes), by generation tasks
+(decoding_batch_size) and by `peft-bench perf`, so none of them needs the profiler package. All are
+safe to call anywhere: on CPU `configure_backends` changes nothing, and `eval_batch_size` is plain
+arithmetic over the model config (no device needed). `decoding_batch_size` is the batch that fits
+the free memory of the model's device (CUDA free memory, or the host's available RAM), capped per
+kind of device; outputs never depend on it (tested), only speed does.
 """
 
 from __future__ import annotations
+
+import resource
 
 # Share of the free memory the decoding may plan to use: the rest covers the allocator's
 # fragmentation, the transient copy of the KV cache at each beam reorder and activations.
@@ -17,6 +20,13 @@ MAX_EVAL_BATCH = 512
 # the rows; wide batches amortise the first (tiny-llama, 96 gsm8k prompts, 4 beams: 135 examples/s at
 # batch 16, 174 at 32, 210 at 48, 230 at 96), past ~100 examples little is left to gain.
 MAX_CPU_EVAL_BATCH = 128
+
+
+def pick_device() -> str:
+    """cuda when torch sees a GPU, else cpu (a trial uses one device)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def configure_backends(device) -> dict:
@@ -107,3 +117,12 @@ def decoding_batch_size(model, prompt_len: int, max_new_tokens: int, num_beams: 
     cap = MAX_EVAL_BATCH if device.type == "cuda" else MAX_CPU_EVAL_BATCH
     return eval_batch_size(model, free, prompt_len=prompt_len, max_new_tokens=max_new_tokens,
                            num_beams=num_beams, max_batch=cap)
+
+
+def peak_memory_bytes(device: str) -> int:
+    """Peak accelerator memory on GPU; on CPU the process's peak resident set (shared by reused workers)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated())
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from benchmark.errors import UserError
+from benchmark.registry.formats import Source, register, require
 
 SUFFIXES = (".txt", ".jsonl")
 
@@ -51,3 +52,16 @@ def load_file(path: Path) -> list[str]:
     if not docs:
         raise UserError(f"{path}: no documents (every line is blank); allowed: one document a line")
     return docs
+
+
+class Text:
+    name = "text"
+    splits = ()  # one file of documents
+    default_split: dict[str, str] = {}
+    task_families = ("corpus",)  # unlabelled: feeds masked-LM stages, never a task
+
+    def load(self, source: Source) -> list[str]:
+        return load_file(require(source))
+
+
+register(Text())

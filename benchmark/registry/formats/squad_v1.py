@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.errors import UserError
+from benchmark.registry.formats import Source, register, split_file
 
 SPLIT_FILES = {"train": "train-v1.1.json", "dev": "dev-v1.1.json", "validation": "dev-v1.1.json"}
 
@@ -71,6 +72,14 @@ def load_file(path: Path) -> list[SquadExample]:
     return parse(raw, str(path))
 
 
-def load_split(root: Path, split: str) -> list[SquadExample]:
-    """<root>/{train,dev}-v1.1.json, where root is the folder holding the official files."""
-    return load_file(split_path(root, split))
+class SquadV1:
+    name = "squad-v1"
+    splits = tuple(SPLIT_FILES)
+    default_split = {"train": "train", "dev": "dev", "eval": "dev"}  # SQuAD's papers report the dev file
+    task_families = ("qa",)
+
+    def load(self, source: Source) -> list[SquadExample]:
+        return load_file(split_file(source, split_path))
+
+
+register(SquadV1())
