@@ -239,11 +239,10 @@ def cmd_data(args) -> int:
         return 0
     from benchmark.data.check import check
     from benchmark.paths import data_dir
-    from benchmark.registry import catalogue, plan
+    from benchmark.planner import datasets_needed, plan
 
-    suite, specs = plan(args.suite, embedded=args.embedded)
-    names = sorted({s.train_data for s in specs} | {d for s in specs for d in s.eval_data})
-    rows = check([catalogue.dataset(n) for n in names], data_dir(args.data_dir))
+    _, trials = plan(args.suite, embedded=args.embedded)
+    rows = check(datasets_needed(trials), data_dir(args.data_dir))
     _print_table([{k: r.get(k, "") for k in ("name", "path", "n_examples", "error")} for r in rows],
                  ["name", "n_examples", "path", "error"])
     return 1 if any(r.get("error") for r in rows) else 0

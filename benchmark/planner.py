@@ -124,3 +124,13 @@ def plan(name_or_path: str, filters: list[str] | None = None,
     """A suite's trials (those --filter keeps), each resolved and checked; nothing is loaded."""
     suite, specs = expand_suite(name_or_path, filters, embedded=embedded)
     return suite, [resolve(spec, where(suite, spec.cell)) for spec in specs]
+
+
+def datasets_needed(trials: list[ResolvedTrial]) -> list[DatasetEntry]:
+    """Every dataset the trials read (training, dev, evaluation sets and adapt corpora), each once, by name."""
+    entries = {}
+    for trial in trials:
+        for entry in (trial.train_data, trial.dev_data, *trial.eval_data, *(s.corpus for s in trial.adapt_stages)):
+            if entry is not None:
+                entries[entry.name] = entry
+    return [entries[name] for name in sorted(entries)]

@@ -170,3 +170,13 @@ def test_the_runner_uses_the_resolved_entries_as_given():
     assert result.status == "ok", result.error
     assert [m.eval_data for m in result.metrics] == ["not-in-the-catalogue"]
     assert result.spec.trial_id == spec.trial_id
+
+
+def test_datasets_needed_lists_dev_sets_and_adapt_corpora_once(empty_roots):
+    """`data check` and `run`'s data check read this list: the dev split and a DAPT corpus are needed too."""
+    _, trials = planner.plan("pt_unipelt/domain", filters=["method=full"])
+    names = [entry.name for entry in planner.datasets_needed(trials)]
+    assert names == sorted(set(names))
+    assert any(name.endswith("-dev") for name in names)
+    assert any(catalogue.dataset(name).task_family == "corpus" for name in names)
+    assert {t.train_data.name for t in trials} <= set(names) and {e.name for t in trials for e in t.eval_data} <= set(names)

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
+from benchmark.perf.settings import workload
 from benchmark.perf.training import LORA_ARGS, REFERENCE_LOOP
 
 SHAPES = {
@@ -46,13 +47,13 @@ class DeviceSettings:
     shape: str = "llama-1b"
     device: str = "cuda"
     dtype: str = "bfloat16"
-    train_dataset: str = "emb-math_10k"
+    train_dataset: str = field(default_factory=lambda: workload()["train_data"])
     train_examples: int = 2048
     train_steps: int = 60
     # (examples a step, micro-batch size): LLM-Adapters' math commands (16/4), then one forward a step
     batches: tuple[tuple[int, int], ...] = ((16, 4), (16, 16), (64, 64))
     cutoff_len: int = 256
-    eval_dataset: str = "emb-gsm8k"
+    eval_dataset: str = field(default_factory=lambda: workload()["eval_data"])
     eval_prompts: int = 120
     reference_prompts: int = 4
     max_new_tokens: int = 256

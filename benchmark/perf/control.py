@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark.perf.settings import Settings
+from benchmark.perf.settings import Settings, workload
 
 
 def grid_yaml(n_trials: int, model: str = "tiny-llama") -> str:
@@ -19,7 +19,8 @@ def grid_yaml(n_trials: int, model: str = "tiny-llama") -> str:
     rate_list = ", ".join(f"{1e-5 * (i + 1):.6e}" for i in range(rates))  # YAML floats need the dot
     seed_list = ", ".join(str(i) for i in range(seeds))
     return (f'name: perf-grid\nversion: "1"\ndescription: synthetic grid for peft-bench perf\n'
-            f"defaults:\n  model: {model}\n  method: lora\n  train_data: emb-math_10k\n  eval_data: [emb-gsm8k]\n"
+            f"defaults:\n  model: {model}\n  method: lora\n  train_data: {workload()['train_data']}\n"
+            f"  eval_data: [{workload()['eval_data']}]\n"
             f"grid:\n  train.learning_rate: [{rate_list}]\n  train.seed: [{seed_list}]\n"
             "overrides:\n  - when: {train.seed: 0}\n    set: {train.epochs: 1}\n")
 
@@ -40,7 +41,7 @@ def measure_plan(s: Settings, workdir: Path) -> tuple[dict, list]:
 def _result(spec, i: int):
     from benchmark.result import Metric, TrialResult
 
-    return TrialResult(spec=spec, metrics=[Metric(eval_data="emb-gsm8k", task_family="math", metric="accuracy",
+    return TrialResult(spec=spec, metrics=[Metric(eval_data=workload()["eval_data"], task_family="math", metric="accuracy",
                                                   value=float(i % 100), n_examples=100)],
                        trainable_params=1000, total_params=100_000, train_seconds=1.0, eval_seconds=1.0,
                        train_tokens_per_s=1000.0, eval_examples_per_s=10.0, train_loss=1.0, device="cpu",

@@ -107,7 +107,7 @@ def device_markdown(fig: dict) -> str:
     if "error" in t:
         lines += [f"Training: failed ({t['error']}).", ""]
     elif t:
-        lines += [f"## Training (LoRA r 8, {fig['settings']['train_steps']} steps, embedded math_10k, mean "
+        lines += [f"## Training (LoRA r 8, {fig['settings']['train_steps']} steps, {fig['settings'].get('train_dataset', 'embedded training set')}, mean "
                   f"{_f(t['mean_tokens_per_example'], 1)} tokens per example)", "",
                   "| batch / micro | loop | forwards a step | non-pad tokens/s | vs reference | loss | peak GiB | TFLOP/s "
                   "| MFU |",

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import functools
+from dataclasses import asdict, dataclass, field, replace
+
+from benchmark.paths import SUITES_DIR
+
+
+@functools.cache
+def workload() -> dict[str, str]:
+    """The datasets perf measures on, from suites/perf.yaml (data, like every dataset name)."""
+    from benchmark.registry.yamlio import load_yaml, require
+
+    file = SUITES_DIR / "perf.yaml"
+    body = require(load_yaml(file), "perf", dict, file, "")
+    return {key: require(body, key, str, file, "perf") for key in ("train_data", "eval_data")}
 
 
 @dataclass(frozen=True)
 class Settings:
     model: str = "tiny-llama"
-    eval_dataset: str = "emb-gsm8k"
-    eval_prompts: int = 120  # every embedded gsm8k example
+    eval_dataset: str = field(default_factory=lambda: workload()["eval_data"])
+    eval_prompts: int = 120  # every example of the embedded eval set
     max_new_tokens: int = 256  # the reference protocol's math setting
     num_beams: int = 4
     eval_batch_size: int | None = None  # examples per batch of our decoding; None: as the runner sizes it
-    train_dataset: str = "emb-math_10k"
+    train_dataset: str = field(default_factory=lambda: workload()["train_data"])
     train_examples: int = 1024
     train_steps: int = 64  # one epoch of train_examples at batch_size
     train_repeats: int = 3  # each loop's runs, alternating; the fastest of each is kept

@@ -11,7 +11,7 @@ from benchmark.registry.spec import EvalConfig, Resources, TrainConfig, TrialSpe
 from benchmark.registry.suite import Suite, parse_suite
 
 # Files under suites/ that are catalogues or baselines, not grids.
-NOT_SUITES = {"models.yaml", "datasets.yaml"}
+NOT_SUITES = {"models.yaml", "datasets.yaml", "perf.yaml"}
 
 __all__ = ["EvalConfig", "Resources", "Suite", "TrainConfig", "TrialSpec", "apply_filters", "expand",
            "find_suite", "load_suite", "plan", "spec_fields", "suite_files"]

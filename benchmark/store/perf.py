@@ -23,13 +23,13 @@ from benchmark.result import Metric, TrialResult
 
 def synthetic_results(n: int, suite: str = "store-perf") -> list[TrialResult]:
     base = TrialSpec(suite=suite, suite_version="1", model="tiny-llama", model_source="embedded:tiny-llama",
-                     model_family="llama", method="lora", method_args={"r": 8}, train_data="math_10k",
-                     eval_data=("gsm8k", "AQuA"))
+                     model_family="llama", method="lora", method_args={"r": 8}, train_data="train-set",
+                     eval_data=("eval-set-a", "eval-set-b"))  # synthetic rows: no dataset is read
     results = []
     for i in range(n):
         spec = TrialSpec(**{**base.__dict__, "train": TrainConfig(seed=i), "cell": {"seed": i}})
-        results.append(TrialResult(spec=spec, metrics=[Metric("gsm8k", "math", "accuracy", 50.0 + i % 7, 1319),
-                                                       Metric("AQuA", "math", "accuracy", 25.0, 254)],
+        results.append(TrialResult(spec=spec, metrics=[Metric("eval-set-a", "math", "accuracy", 50.0 + i % 7, 1319),
+                                                       Metric("eval-set-b", "math", "accuracy", 25.0, 254)],
                                    trainable_params=4_200_000, total_params=6_700_000_000, train_seconds=3600.0,
                                    eval_seconds=600.0, device="cpu", started_at="2025-01-01T00:00:00+00:00",
                                    finished_at="2025-01-01T01:10:00+00:00"))
