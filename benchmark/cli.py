@@ -82,7 +82,7 @@ def cmd_run(args) -> int:
         raise UserError(f"--max-concurrent {args.max_concurrent}: allowed: an integer >= 1 (trials running at once, cluster-wide)")
     summary = run_specs(specs, data_root=str(data_dir(args.data_dir)), results_root=args.results,
                         address=args.address, max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-                        retry_failed=args.retry_failed)
+                        retry_failed=args.retry_failed, save_adapters=not args.no_save_adapters)
     skipped = "not failed" if args.retry_failed else "already stored"
     print(f"{summary.ok} ok, {len(summary.failed)} failed, {summary.skipped} {skipped} "
           f"({summary.seconds:.0f} s); results in {args.results}")
@@ -95,8 +95,9 @@ def cmd_run(args) -> int:
 
 def cmd_submit(args) -> int:
     from benchmark.planner import plan
+    from benchmark.registry.catalogues import current
     from benchmark.scheduler import jobs
-    from benchmark.scheduler.command import RunOptions
+    from benchmark.scheduler.command import RunOptions, job_path
 
     _, trials = plan(args.suite, args.filter, embedded=args.embedded)  # a typo fails here, not on the cluster
     working_dir = Path(args.working_dir).resolve()
@@ -105,7 +106,8 @@ def cmd_submit(args) -> int:
     entry = jobs.entrypoint(RunOptions(
         suite=jobs.suite_argument(args.suite, working_dir), results=jobs.remote_path("--results", args.results),
         filters=args.filter, embedded=args.embedded, data_dir=jobs.remote_path("--data-dir", args.data_dir),
-        max_concurrent=args.max_concurrent, max_failures=args.max_failures, retry_failed=args.retry_failed))
+        max_concurrent=args.max_concurrent, max_failures=args.max_failures, retry_failed=args.retry_failed,
+        catalogues=[job_path(file, working_dir) for file in current().user_files]))
     job_id = jobs.submit(args.address, entry, working_dir, args.env, args.driver_cpus, args.driver_gpus)
     print(job_id)
     print(f"submitted {len(trials)} trials as {job_id}; follow it with: peft-bench jobs logs {job_id} --address {args.address}",
@@ -147,7 +149,8 @@ def cmd_run_trial(args) -> int:
     if not core.pending_specs(Store(results), [spec]):
         print(f"{spec.trial_id}: already stored as ok in {args.results}; nothing to do")
         return 0
-    result = core.run_and_store(spec, str(Path(data_dir(args.data_dir)).resolve()), results)
+    result = core.run_and_store(spec, str(Path(data_dir(args.data_dir)).resolve()), results,
+                                save_adapters=not args.no_save_adapters)
     if result.status == "ok":
         print(f"{spec.trial_id} ok; stored in {args.results}")
         return 0
@@ -155,7 +158,26 @@ def cmd_run_trial(args) -> int:
     return 1
 
 
+def cmd_eval(args) -> int:
+    from benchmark.paths import data_dir
+    from benchmark.scheduler.evaluate import evaluate_suite
+
+    summary = evaluate_suite(args.suite, args.filter, args.embedded, args.results,
+                             str(Path(data_dir(args.data_dir)).resolve()), args.protocol, args.eval_data)
+    print(f"{summary.line()}; rows in {args.results} (evals/)")
+    return 0
+
+
+def cmd_rescore(args) -> int:
+    from benchmark.rescore import rescore_suite
+
+    summary = rescore_suite(args.suite, args.filter, args.embedded, args.results, args.protocol)
+    print(f"{summary.line()}; rows in {args.results} (evals/)")
+    return 0
+
+
 def cmd_slurm(args) -> int:
+    from benchmark.registry.catalogues import current
     from benchmark.scheduler.slurm import SlurmOptions, build_script
     from benchmark.scheduler.slurm_array import build_array_script
 
@@ -164,7 +186,7 @@ def cmd_slurm(args) -> int:
         gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task, partition=args.partition, time=args.time,
         account=args.account, job_name=args.job_name, results=args.results, data_dir=args.data_dir, embedded=args.embedded,
         filters=args.filter, venv=args.venv, max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-        retry_failed=args.retry_failed)
+        retry_failed=args.retry_failed, catalogues=list(current().user_files))
     if args.array:
         built = build_array_script(opts)
         if built.text is None:  # exit 0 and no script: there is nothing to submit
@@ -274,6 +296,14 @@ def cmd_doctor(args) -> int:
     return report(args.results)  # read-only: lists damaged / foreign / temporary / old-schema files
 
 
+def catalogue_arg(p) -> None:
+    """--catalogue FILE (repeatable), on every command that plans or reads catalogue entries; main() makes the
+    catalogue current for the command (benchmark/registry/catalogues.py)."""
+    p.add_argument("--catalogue", action="append", default=[], metavar="FILE",
+                   help="a catalogue file of your own (models:, datasets:, tables:), after $PEFT_BENCH_CATALOGUE's; "
+                   "repeatable")
+
+
 def _parse_value(text: str):
     import yaml
 
@@ -287,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="suites, their versions and trial counts").set_defaults(fn=cmd_list)
     p = sub.add_parser("validate", help="parse every suite (or the given ones)")
     p.add_argument("suites", nargs="*")
+    catalogue_arg(p)
     p.set_defaults(fn=cmd_validate)
 
     def suite_args(p, filters=True):
@@ -294,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
         if filters:
             p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
         p.add_argument("--embedded", action="store_true", help="rehearse on the embedded twins (tiny models, embedded tasks)")
+        catalogue_arg(p)
 
     p = sub.add_parser("plan", help="the expanded trials")
     suite_args(p)
@@ -309,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-failures", type=int, default=2,
                    help="retries per trial when its worker dies (a trial's own error, NaN loss or OOM is stored, not retried)")
     p.add_argument("--retry-failed", action="store_true", help="run only the trials stored as failed")
+    p.add_argument("--no-save-adapters", action="store_true", help="do not keep what each trial trained (results/"
+                   "<suite>/adapters/<trial_id>/); the trial ids do not change")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("submit", help="send the run to an existing Ray cluster as a Ray Job; prints the job id")
@@ -342,7 +376,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("trial_id", help="a trial id, as `peft-bench plan SUITE` lists them")
     p.add_argument("--results", default="results")
     p.add_argument("--data-dir", default=None, help="root of the LLM-Adapters layout (else $PEFT_BENCH_DATA, ./data)")
+    p.add_argument("--no-save-adapters", action="store_true", help="do not keep what the trial trained")
     p.set_defaults(fn=cmd_run_trial)
+
+    p = sub.add_parser("eval", help="evaluate the adapters a suite's trials kept again, without training; rows "
+                       "stored beside the trials' (source eval)")
+    suite_args(p)
+    p.add_argument("--protocol", default=None, help="extraction protocol: llm-adapters or strict (default: each trial's)")
+    p.add_argument("--eval-data", nargs="+", default=None, metavar="NAME",
+                   help="evaluation datasets (default: each trial's own)")
+    p.add_argument("--results", default="results")
+    p.add_argument("--data-dir", default=None, help="root of the LLM-Adapters layout (else $PEFT_BENCH_DATA, ./data)")
+    p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser("rescore", help="extract and score a suite's stored outputs again under another protocol "
+                       "(no model loaded); rows stored beside the trials' (source rescore)")
+    suite_args(p)
+    p.add_argument("--protocol", required=True, help="extraction protocol: llm-adapters or strict")
+    p.add_argument("--results", default="results")
+    p.set_defaults(fn=cmd_rescore)
 
     p = sub.add_parser("slurm", help="print an sbatch script: Ray started on the allocation runs the suite, or with "
                        "--array one Slurm array task per pending trial (no Ray)")
@@ -374,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports")
     p.add_argument("--name", default=None, help="report folder name (default: the first suite's)")
     p.add_argument("--embedded", action="store_true", help="report the suites' embedded rehearsal results")
+    catalogue_arg(p)
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("status", help="done / failed / remaining, from the store")
@@ -396,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True)
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a method argument")
     p.add_argument("--with-head", action="store_true")
+    catalogue_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_params)
 
@@ -421,7 +475,12 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(key, value)
     args = build_parser().parse_args(argv)
     try:
-        return args.fn(args)
+        if not hasattr(args, "catalogue"):
+            return args.fn(args)
+        from benchmark.registry import catalogues
+
+        with catalogues.using(catalogues.load(args.catalogue)):  # a bad catalogue file fails here, in one line
+            return args.fn(args)
     except UserError as exc:
         print(f"peft-bench: error: {exc}", file=sys.stderr)
         return 2

@@ -9,8 +9,12 @@ from benchmark.registry import catalogue
 
 
 def model_config(entry: catalogue.ModelEntry):
-    """The HF config: the catalogue's `arch`, the embedded zoo's config, or the source's config.json."""
+    """The HF config: the catalogue's `arch` (under family auto its model_type may be any LLaMA-layout
+    architecture, e.g. mistral or qwen2, priced as itself), the embedded zoo's config, or the source's config
+    (a checkpoint directory, a package's folder or .gguf file, or an HF id)."""
     from transformers import AutoConfig
+
+    from benchmark.registry import checkpoint
 
     if entry.arch:
         arch = dict(entry.arch)
@@ -20,10 +24,10 @@ def model_config(entry: catalogue.ModelEntry):
 
         return AutoConfig.from_pretrained(zoo.ensure(entry.source.split(":", 1)[1]))
     try:
-        return AutoConfig.from_pretrained(entry.source, trust_remote_code=entry.trust_remote_code)
-    except OSError as exc:
-        raise UserError(f"model {entry.name}: no config for {entry.source!r} (add `arch:` to its entry in "
-                        f"suites/models.yaml, or make it available locally): {str(exc).splitlines()[0]}") from None
+        return checkpoint.read_config(entry.source, entry.trust_remote_code, local_only=False, hint=entry.source_note)
+    except UserError as exc:
+        raise UserError(f"model {entry.name}: no config ({exc}); add `arch:` to its entry in "
+                        f"{entry.file or 'its catalogue'}, or make it available locally") from None
 
 
 def build(config, with_head: bool = False):

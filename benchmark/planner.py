@@ -7,6 +7,10 @@ cannot run is a one-line UserError here (`peft-bench validate` / `plan` / `run`)
 mid-trial: an unknown method argument, a method that does not support the model family, a model
 that cannot carry the task's head, train, dev and eval sets of different task kinds, an unknown
 metric name. The runner takes a ResolvedTrial as given and looks nothing up again.
+
+Every lookup goes through one Catalogue (benchmark/registry/catalogues.py: the shipped files, the user's
+and the suite's own sections), passed explicitly; a spec's recorded user entries are always part of it, so
+a worker that was given only the spec resolves the entries that were planned.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from typing import Any
 from benchmark import methods, metrics, models, tasks
 from benchmark.adapt.stage import PlannedStage
 from benchmark.errors import UserError
-from benchmark.registry import catalogue
-from benchmark.registry import plan as expand_suite
+from benchmark.registry import apply_filters, catalogues, expand, load_suite
 from benchmark.registry.catalogue import DatasetEntry, ModelEntry
+from benchmark.registry.catalogues import Catalogue
 from benchmark.registry.expand import where
 from benchmark.registry.spec import TrialSpec
 from benchmark.registry.stages import AdaptStage
@@ -53,9 +57,10 @@ class ResolvedTrial:
         return (self.dev_data or self.train_data).name
 
 
-def resolve(spec: TrialSpec, here: str | None = None) -> ResolvedTrial:
-    """The spec with everything it names looked up and checked; UserError (one line, prefixed with `here`:
-    the suite file and cell) for anything that cannot run."""
+def resolve(spec: TrialSpec, here: str | None = None, catalogue: Catalogue | None = None) -> ResolvedTrial:
+    """The spec with everything it names looked up in `catalogue` (default: the current one) plus the user
+    entries the spec recorded, and checked; UserError (one line, prefixed with `here`: the suite file and cell)
+    for anything that cannot run."""
     here = here or f"trial {spec.trial_id} of suite {spec.suite}"
 
     def checked(field: str, fn, *args):
@@ -66,19 +71,20 @@ def resolve(spec: TrialSpec, here: str | None = None) -> ResolvedTrial:
 
     if not spec.eval_data:
         raise UserError(f"{here}: eval_data: empty; allowed: one or more evaluation datasets")
-    model = checked("model", catalogue.model, spec.model)
+    cat = checked("catalogue", (catalogue or catalogues.current()).with_recorded, spec.catalogue)
+    model = checked("model", cat.model, spec.model)
     _check_model_matches(spec, model, here)
     checked("method", methods.check_supported, spec.method, model.model_family)
     method_config = checked("method_args", methods.build_config, spec.method, spec.method_args)
     checked("method_args", methods.check_supported, spec.method, model.model_family, method_config)
 
-    train_entry = checked("train_data", catalogue.dataset, spec.train_data)
+    train_entry = checked("train_data", cat.dataset, spec.train_data)
     kind = checked("train_data", tasks.kind_of, train_entry)
     task = tasks.for_dataset(train_entry)
     checked("model", models.check_head, model, task.head_kind)  # e.g. a generation task on an encoder
 
     def same_kind(field: str, name: str) -> DatasetEntry:
-        entry = checked(field, catalogue.dataset, name)
+        entry = checked(field, cat.dataset, name)
         other = checked(field, tasks.kind_of, entry)
         if other != kind:
             raise UserError(f"{here}: {field}: {name} is a {other} dataset; allowed: {kind} datasets "
@@ -93,7 +99,7 @@ def resolve(spec: TrialSpec, here: str | None = None) -> ResolvedTrial:
 
     return ResolvedTrial(spec=spec, model=model, task=task, train_data=train_entry, dev_data=dev_entry,
                          eval_data=eval_entries, method_config=method_config,
-                         adapt_stages=tuple(_planned_stage(i, stage, here) for i, stage in enumerate(spec.adapt)))
+                         adapt_stages=tuple(_planned_stage(i, stage, here, cat) for i, stage in enumerate(spec.adapt)))
 
 
 def _check_model_matches(spec: TrialSpec, model: ModelEntry, here: str) -> None:
@@ -102,15 +108,15 @@ def _check_model_matches(spec: TrialSpec, model: ModelEntry, here: str) -> None:
                                     ("model_family", spec.model_family, model.model_family),
                                     ("trust_remote_code", spec.trust_remote_code, model.trust_remote_code)):
         if planned != current:
-            raise UserError(f"{here}: {field}: got {planned!r} but suites/models.yaml says {current!r} for "
+            raise UserError(f"{here}: {field}: got {planned!r} but {catalogues.shown(model.file)} says {current!r} for "
                             f"{model.name}; allowed: the catalogue's value (plan the suite again)")
 
 
-def _planned_stage(i: int, stage: AdaptStage, here: str) -> PlannedStage:
+def _planned_stage(i: int, stage: AdaptStage, here: str, cat: Catalogue) -> PlannedStage:
     if stage.corpus is None:
         return PlannedStage(settings=stage, corpus=None)
     try:
-        corpus = catalogue.dataset(stage.corpus)
+        corpus = cat.dataset(stage.corpus)
     except UserError as exc:
         raise UserError(f"{here}: adapt[{i}].corpus: {exc}") from None
     if corpus.task_family != "corpus":
@@ -119,11 +125,14 @@ def _planned_stage(i: int, stage: AdaptStage, here: str) -> PlannedStage:
     return PlannedStage(settings=stage, corpus=corpus)
 
 
-def plan(name_or_path: str, filters: list[str] | None = None,
-         embedded: bool = False) -> tuple[Suite, list[ResolvedTrial]]:
-    """A suite's trials (those --filter keeps), each resolved and checked; nothing is loaded."""
-    suite, specs = expand_suite(name_or_path, filters, embedded=embedded)
-    return suite, [resolve(spec, where(suite, spec.cell)) for spec in specs]
+def plan(name_or_path: str, filters: list[str] | None = None, embedded: bool = False,
+         catalogue: Catalogue | None = None) -> tuple[Suite, list[ResolvedTrial]]:
+    """A suite's trials (those --filter keeps), each resolved and checked against `catalogue` (default: the
+    current one) plus the suite's own sections; nothing is loaded."""
+    suite = load_suite(name_or_path)
+    cat = catalogues.for_suite(suite, catalogue)
+    specs = apply_filters(expand(suite, embedded=embedded, catalogue=cat), filters or [])
+    return suite, [resolve(spec, where(suite, spec.cell), cat) for spec in specs]
 
 
 def datasets_needed(trials: list[ResolvedTrial]) -> list[DatasetEntry]:

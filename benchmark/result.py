@@ -46,6 +46,8 @@ class TrialResult:
     decoding: dict[str, dict] = field(default_factory=dict)  # eval_data -> what decoding actually used
     started_at: str | None = None  # ISO 8601, UTC
     finished_at: str | None = None
+    adapter_dir: str | None = None  # a local staging folder with what trained; the store publishes it (not stored)
+    adapter_bytes: int | None = None  # that folder's size
 
     @property
     def trial_id(self) -> str:

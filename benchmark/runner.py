@@ -24,19 +24,22 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def run_trial(spec: TrialSpec, data_root: str | Path) -> TrialResult:
+def run_trial(spec: TrialSpec, data_root: str | Path, save_adapter: bool = False) -> TrialResult:
     """Resolve the spec (a spec the catalogue no longer resolves is a failed result) and run it."""
     try:
         trial = resolve(spec)
     except Exception as exc:
         return _failed(TrialResult(spec=spec, started_at=_now()), exc)
-    return run_resolved(trial, data_root)
+    return run_resolved(trial, data_root, save_adapter)
 
 
-def run_resolved(trial: ResolvedTrial, data_root: str | Path) -> TrialResult:
+def run_resolved(trial: ResolvedTrial, data_root: str | Path, save_adapter: bool = False) -> TrialResult:
+    """save_adapter: keep what the trial trained in a local staging folder (result.adapter_dir) that the store
+    publishes beside the result and the caller removes (scheduler/core.run_and_store does both; off by default so
+    a direct call leaves nothing behind); it never changes the trial's id or numbers."""
     result = TrialResult(spec=trial.spec, started_at=_now())
     try:
-        _run(trial, Path(data_root), result)
+        _run(trial, Path(data_root), result, save_adapter)
     except Exception as exc:  # the trial failed; the run goes on and the store records why
         return _failed(result, exc)
     result.finished_at = _now()
@@ -61,23 +64,23 @@ def _features(task, tokenizer, examples: list, spec: TrialSpec, head) -> list[di
     return token_cache.cached(key, lambda: task.features(tokenizer, examples, spec, head))
 
 
-def _run(trial: ResolvedTrial, data_root: Path, result: TrialResult) -> None:
+def _device(result: TrialResult) -> str:
     import torch
-
-    from benchmark import methods, models
-    from benchmark.adapt.stage import prepare as adapt_base
-    from benchmark.data import load_examples
-    from benchmark.train import train
-    from benchmark.train.loop import split_validation
 
     device = pick_device()
     configure_backends(device)  # TF32 matmuls on CUDA; nothing on CPU
     result.device = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    return device
+
+
+def _training_data(trial: ResolvedTrial, data_root: Path) -> tuple:
+    """(head, train_examples, dev_examples): the task head, the training sample and the selection split."""
+    from benchmark.data import load_examples
+    from benchmark.train.loop import split_validation
 
     spec, task = trial.spec, trial.task
-    # 1. Data first: a missing or malformed dataset fails before any model is loaded.
     all_train = load_examples(trial.train_data, data_root)
     # The head: its label space from the whole training file (not a sample of it), regression or not from
     # the metric the (first) evaluation set reports.
@@ -90,14 +93,42 @@ def _run(trial: ResolvedTrial, data_root: Path, result: TrialResult) -> None:
         dev_examples = load_examples(trial.dev_data, data_root)
     else:
         train_examples, dev_examples = split_validation(train_examples, spec.train.val_set_size, spec.train.seed)
-    eval_sets = [(entry, load_examples(entry, data_root)[: spec.eval.max_eval_examples]) for entry in trial.eval_data]
+    return head, train_examples, dev_examples
 
-    # 2. The base model: adaptive pretraining stages first (cached per corpus and settings), then the
-    #    weights (cached per worker, a fresh copy per trial) with the task's head drawn from the trial's seed.
+
+def _eval_sets(trial: ResolvedTrial, data_root: Path) -> list:
+    from benchmark.data import load_examples
+
+    return [(entry, load_examples(entry, data_root)[: trial.spec.eval.max_eval_examples]) for entry in trial.eval_data]
+
+
+def _base_model(trial: ResolvedTrial, train_examples: list, head, data_root: Path, device: str):
+    """Adaptive pretraining stages first (cached per corpus and settings), then the weights (cached per worker,
+    a fresh copy per trial) with the task's head drawn from the trial's seed."""
+    import torch
+
+    from benchmark import models
+    from benchmark.adapt.stage import prepare as adapt_base
+
     model_entry = adapt_base(trial.model, trial.adapt_stages, train_examples, data_root, device=device)
-    torch.manual_seed(spec.train.seed)
-    model, tokenizer = models.load_cached(model_entry, dtype=spec.dtype, head=head)
-    models.fresh_head(model, spec.train.seed)
+    torch.manual_seed(trial.spec.train.seed)
+    model, tokenizer = models.load_cached(model_entry, dtype=trial.spec.dtype, head=head)
+    models.fresh_head(model, trial.spec.train.seed)
+    return model, tokenizer, models.load_notes(model)
+
+
+def _run(trial: ResolvedTrial, data_root: Path, result: TrialResult, save_adapter: bool) -> None:
+    from benchmark import methods, models
+    from benchmark.methods import saving
+
+    device = _device(result)
+    spec = trial.spec
+    # 1. Data first: a missing or malformed dataset fails before any model is loaded.
+    head, train_examples, dev_examples = _training_data(trial, data_root)
+    eval_sets = _eval_sets(trial, data_root)
+
+    # 2. The base model, with the task's head drawn from the trial's seed.
+    model, tokenizer, load_notes = _base_model(trial, train_examples, head, data_root, device)
     head_params = models.head_parameters(model)
 
     # 3. The method: injected with the config the planner validated. A task head is always trained and never
@@ -110,7 +141,63 @@ def _run(trial: ResolvedTrial, data_root: Path, result: TrialResult) -> None:
     result.trainable_params, result.total_params = trainable - head_size, total - head_size
     model.to(device)
 
-    # 4. Train; tasks scored on a dev split keep the best epoch's weights (and stop early with a patience).
+    # 4. Train, unless nothing trains (zero-shot: a method that trains nothing and no task head): then the base
+    #    model is evaluated as it is, with no optimizer, no dev selection and 0 training seconds.
+    if trainable:
+        _train(trial, model, tokenizer, head, train_examples, dev_examples, device, result)
+    else:
+        result.train_seconds = 0.0
+
+    # 5. Evaluate every eval set with the task's protocol; keep every prediction for audit.
+    _evaluate(trial, model, tokenizer, head, eval_sets, device, result, load_notes)
+
+    # 6. Keep what trained (the method's parameters, the task head), staged locally: the store publishes it.
+    if save_adapter:
+        result.adapter_dir, result.adapter_bytes = saving.save(model, spec.method, trial.method_config, head_params)
+
+
+def evaluate_saved(trial: ResolvedTrial, eval_trial: ResolvedTrial, adapter_dir: Path | None,
+                   data_root: str | Path) -> TrialResult:
+    """`peft-bench eval`: `trial`'s base model with what it kept (read from adapter_dir), evaluated on eval_trial's
+    eval sets under its protocol; nothing trains. Raises on any failure: the caller stores nothing then."""
+    from benchmark.methods import saving
+
+    result = TrialResult(spec=trial.spec, started_at=_now())
+    device = _device(result)
+    head, train_examples, _ = _training_data(trial, Path(data_root))  # the head's label space, the adapt corpus
+    eval_sets = _eval_sets(eval_trial, Path(data_root))
+    model, tokenizer, load_notes = _base_model(trial, train_examples, head, Path(data_root), device)
+    model = saving.load(model, trial.spec.method, trial.method_config, adapter_dir)
+    model.to(device)
+    _evaluate(eval_trial, model, tokenizer, head, eval_sets, device, result, load_notes)
+    result.finished_at = _now()
+    return result
+
+
+def _evaluate(trial: ResolvedTrial, model, tokenizer, head, eval_sets: list, device: str, result: TrialResult,
+              load_notes: dict) -> None:
+    """Each eval set with the task's protocol. What loading changed to make the checkpoint consistent (the EOS
+    rule of models.load) is recorded with every eval set's decoding, since it decides where outputs stop."""
+    started = time.perf_counter()
+    n_evaluated = 0
+    for entry, examples in eval_sets:
+        metrics, predictions, decoding = trial.task.evaluate(model, tokenizer, entry, examples, trial.spec, head)
+        result.metrics.extend(metrics)
+        result.predictions[entry.name] = predictions
+        result.decoding[entry.name] = {**decoding, "model": load_notes} if load_notes else decoding
+        n_evaluated += len(examples)
+    result.eval_seconds = time.perf_counter() - started
+    result.eval_examples_per_s = n_evaluated / result.eval_seconds if result.eval_seconds > 0 else None
+    result.peak_memory_bytes = peak_memory_bytes(device)
+
+
+def _train(trial: ResolvedTrial, model, tokenizer, head, train_examples: list, dev_examples: list, device: str,
+           result: TrialResult) -> None:
+    """Train what requires grad; tasks scored on a dev split keep the best epoch's weights (and stop early with a
+    patience), and the best dev score is stored as a dev row."""
+    from benchmark.train import train
+
+    spec, task = trial.spec, trial.task
     features = _features(task, tokenizer, train_examples, spec, head)
     dev_features = _features(task, tokenizer, dev_examples, spec, head) if dev_examples else []
 
@@ -133,16 +220,3 @@ def _run(trial: ResolvedTrial, data_root: Path, result: TrialResult) -> None:
                                      value=stats.best_dev, n_examples=len(dev_examples), split="dev"))
         result.decoding[f"{trial.dev_name}@dev"] = {"dev_history": stats.dev_history, "best_epoch": stats.best_epoch,
                                                     "stopped_early": stats.stopped_early}
-
-    # 5. Evaluate every eval set with the task's protocol; keep every prediction for audit.
-    started = time.perf_counter()
-    n_evaluated = 0
-    for entry, examples in eval_sets:
-        metrics, predictions, decoding = task.evaluate(model, tokenizer, entry, examples, spec, head)
-        result.metrics.extend(metrics)
-        result.predictions[entry.name] = predictions
-        result.decoding[entry.name] = decoding
-        n_evaluated += len(examples)
-    result.eval_seconds = time.perf_counter() - started
-    result.eval_examples_per_s = n_evaluated / result.eval_seconds if result.eval_seconds > 0 else None
-    result.peak_memory_bytes = peak_memory_bytes(device)

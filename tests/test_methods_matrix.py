@@ -35,11 +35,28 @@ def matrix() -> list[tuple[str, str]]:
     return [(name, family) for name in methods.names() for family in methods.get(name).model_families]
 
 
-def tiny(family: str):
-    """A random tiny model of the family: causal LMs with their LM head, encoders bare (as `params` counts them)."""
+# Other architectures of the llama family (`family: auto`): their layers carry LLaMA's module names. Mistral with
+# grouped-query attention; Qwen2 with attention biases, grouped-query attention and tied embeddings.
+LLAMA_LAYOUTS = {
+    "mistral": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "max_position_embeddings": 128, "tie_word_embeddings": False},
+    "qwen2": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "max_position_embeddings": 128, "tie_word_embeddings": True},
+}
+
+
+def llama_layout_cells() -> list[tuple[str, str]]:
+    """(method, architecture) for every method of the llama family on every other LLaMA-layout architecture."""
+    return [(name, arch) for name in methods.names() if "llama" in methods.get(name).model_families
+            for arch in LLAMA_LAYOUTS]
+
+
+def tiny(family: str, arch: str | None = None):
+    """A random tiny model of the family (or of `arch`, another architecture of the llama family): causal LMs with
+    their LM head, encoders bare (as `params` counts them)."""
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-    shapes = {
+    shapes = {**LLAMA_LAYOUTS,
         "llama": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
                   "num_key_value_heads": 4, "max_position_embeddings": 128},
         "bloom": {"hidden_size": 64, "n_layer": 2, "n_head": 4},
@@ -50,7 +67,7 @@ def tiny(family: str):
                     "max_position_embeddings": 64, "pad_token_id": 1},
     }
     ids = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
-    config = AutoConfig.for_model(family, vocab_size=VOCAB, **{**ids, **shapes[family]})
+    config = AutoConfig.for_model(arch or family, vocab_size=VOCAB, **{**ids, **shapes[arch or family]})
     torch.manual_seed(0)
     auto = AutoModelForCausalLM if family in CAUSAL_FAMILIES else AutoModel
     return auto.from_config(config).float().eval()
@@ -86,10 +103,10 @@ def sgd_step(model, ids: torch.Tensor) -> None:
     model.eval()
 
 
-def check_cell(method: str, family: str) -> None:
-    """Inject; count; the method's parameters change the output; a training step changes only them; restoring them
-    restores the model; the model decodes (fast path, with the method's hook) as transformers does one by one."""
-    base = tiny(family)
+def check_cell(method: str, family: str, arch: str | None = None) -> None:
+    """Inject; then, for a method that trains (Method.trains), check_training, else check_trains_nothing; the model
+    decodes (fast path, with the method's hook) as transformers does one by one."""
+    base = tiny(family, arch)
     _, base_total = methods.count_parameters(base)
     base_ids = {id(p) for p in base.parameters()}
     ids = torch.randint(3, VOCAB, (2, 7), generator=torch.Generator().manual_seed(0))
@@ -97,6 +114,28 @@ def check_cell(method: str, family: str) -> None:
         plain = output(base, ids)
 
     model = methods.apply(base, method, ARGS.get((method, family), {}))
+    if methods.get(method).trains:
+        check_training(model, ids, plain, base_ids, base_total)
+    else:
+        check_trains_nothing(model, ids, plain, base_total)
+
+    if family in CAUSAL_FAMILIES:
+        check_decoding(model, methods.get(method).decode_hook)
+    else:
+        check_padding(model, padding_dependent=method in PADDING_DEPENDENT)
+
+
+def check_trains_nothing(model, ids: torch.Tensor, plain: torch.Tensor, base_total: int) -> None:
+    """A method declared not to train (zero-shot) freezes every weight, adds none and leaves the output exactly as
+    the base model's: the runner then has nothing to train."""
+    assert methods.count_parameters(model) == (0, base_total)
+    with torch.no_grad():
+        torch.testing.assert_close(output(model.eval(), ids), plain, atol=0, rtol=0)
+
+
+def check_training(model, ids: torch.Tensor, plain: torch.Tensor, base_ids: set, base_total: int) -> None:
+    """Count; the method's parameters change the output; a training step changes only them; restoring them restores
+    the model."""
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable, "nothing trains"
     n_trainable, total = methods.count_parameters(model)
@@ -121,11 +160,6 @@ def check_cell(method: str, family: str) -> None:
             if p.requires_grad:
                 p.copy_(saved[n])
         torch.testing.assert_close(output(model, ids), before, atol=0, rtol=0)
-
-    if family in CAUSAL_FAMILIES:
-        check_decoding(model, methods.get(method).decode_hook)
-    else:
-        check_padding(model, padding_dependent=method in PADDING_DEPENDENT)
 
 
 def check_decoding(model, hook) -> None:
@@ -153,6 +187,13 @@ def check_padding(model, padding_dependent: bool) -> None:
 @pytest.mark.parametrize("method,family", matrix(), ids=[f"{m}-{f}" for m, f in matrix()])
 def test_every_registered_method_on_every_family_it_declares(method, family):
     check_cell(method, family)
+
+
+@pytest.mark.parametrize("method,arch", llama_layout_cells(), ids=[f"{m}-{a}" for m, a in llama_layout_cells()])
+def test_every_llama_method_on_the_other_llama_layouts(method, arch):
+    model = tiny("llama", arch)
+    assert model.config.model_type == arch and methods.model_family_of(model) == "llama"
+    check_cell(method, "llama", arch)
 
 
 def test_the_matrix_is_the_registry():
@@ -237,3 +278,31 @@ def test_a_method_registered_by_a_test_runs_through_the_generic_matrix(scale_las
     assert methods.count_parameters(methods.apply(tiny("llama"), scale_last_norm, {"init": 2.0}))[0] == 1
     with pytest.raises(UserError, match=rf"^method {scale_last_norm}: method_args.init: got 'x'"):
         methods.build_config(scale_last_norm, {"init": "x"})
+
+
+def _freeze_all(model, cfg):
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+@pytest.mark.parametrize("inject,trains", [(_freeze_all, True), (lambda model, cfg: model, False),
+                                           (inject_scale, False)],
+                         ids=["declares-training-trains-nothing", "declares-none-leaves-all-trainable",
+                              "declares-none-adds-a-scale"])
+def test_a_cell_fails_when_the_method_does_not_do_what_it_declares_about_training(inject, trains):
+    name = "test_declared_training"
+    methods.register(methods.Method(name, ScaleConfig, inject, library="torch", model_families=FAMILIES,
+                                    trains=trains))
+    try:
+        with pytest.raises(AssertionError):
+            check_cell(name, "llama")
+    finally:
+        methods.unregister(name)
+
+
+def test_trains_must_be_a_bool():
+    with pytest.raises(ValueError, match=r"^method bad_trains: trains: got 'no'; allowed: true or false$"):
+        methods.register(methods.Method("bad_trains", ScaleConfig, _freeze_all, library="torch",
+                                        model_families=FAMILIES, trains="no"))
+    assert "bad_trains" not in methods.names()

@@ -150,3 +150,166 @@ def test_the_zoo_builder_trains_exactly_as_the_trial_loop_did(name):
         train_mlm(loop, tok, docs, MlmSettings(**s))
     a, b = ours.state_dict(), loop.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a) and not torch.equal(a[next(iter(a))], base.state_dict()[next(iter(a))])
+
+
+# ---- family auto: any LLaMA-layout decoder (registry/checkpoint.py) ----
+
+LAYOUTS = {  # tiny random configs: GQA in Mistral and Qwen2; Qwen2 with attention biases and tied embeddings
+    "llama": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "max_position_embeddings": 128},
+    "mistral": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "max_position_embeddings": 128},
+    "qwen2": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "max_position_embeddings": 128, "tie_word_embeddings": True},
+    "gpt2": {"n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 128},
+}
+
+
+def save_tiny(model_type: str, out, tokenizer=None):
+    """A random tiny checkpoint of `model_type` with the embedded causal tokenizer, saved with save_pretrained."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    tok = tokenizer or embedded_tokenizer.wrap("causal")
+    ids = {"bos_token_id": embedded_tokenizer.BOS_ID, "eos_token_id": embedded_tokenizer.EOS_ID, "pad_token_id": 0}
+    config = AutoConfig.for_model(model_type, vocab_size=len(tok), **ids, **LAYOUTS[model_type])
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def parse_one(body: dict, file):
+    return catalogue.parse_models({"models": {"mine": body}}, file)["mine"]
+
+
+@pytest.mark.parametrize("model_type", ["mistral", "qwen2"])
+def test_family_auto_takes_llama_layout_checkpoints_with_llama_defaults(tmp_path, model_type):
+    from benchmark import methods
+
+    ckpt = save_tiny(model_type, tmp_path / model_type)
+    entry = parse_one({"source": str(ckpt), "family": "auto"}, tmp_path / "cat.yaml")
+    assert (entry.model_family, entry.model_type) == ("llama", model_type)
+    model, tok = models.load(entry)
+    assert model.config.model_type == model_type and tok.pad_token_id == 0 and tok.padding_side == "left"
+    assert methods.model_family_of(model) == "llama"
+    lora = methods.apply(model, "lora", {})  # the llama defaults: q_proj, v_proj
+    assert {n.split(".")[-4] for n, p in lora.named_parameters() if p.requires_grad} == {"q_proj", "v_proj"}
+
+
+def test_family_auto_refuses_another_layout_in_one_line_naming_what_is_missing(tmp_path):
+    ckpt = save_tiny("gpt2", tmp_path / "gpt2")
+    with pytest.raises(UserError) as err:
+        parse_one({"source": str(ckpt), "family": "auto"}, tmp_path / "cat.yaml")
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'cat.yaml'}: models.mine.family: auto: ") and "\n" not in message
+    assert "'gpt2' model" in message and "layers.N.self_attn.q_proj" in message and "layers.N.mlp.gate_proj" in message
+
+
+def test_family_auto_reads_an_arch_block_before_any_weights_exist(tmp_path):
+    """An HF id that is nowhere on this machine plans and is priced from its arch block (Qwen2.5-0.5B's shape)."""
+    from benchmark import params
+    from benchmark.registry import catalogues
+
+    arch = {"model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
+            "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936, "tie_word_embeddings": True}
+    cat = tmp_path / "cat.yaml"
+    import yaml
+
+    cat.write_text(yaml.safe_dump({"models": {"qwen-half": {"source": "nobody/qwen-not-here", "family": "auto",
+                                                            "arch": arch}}}))
+    with catalogues.using(catalogues.load([str(cat)])):
+        entry = catalogue.model("qwen-half")
+        assert (entry.model_family, entry.model_type) == ("llama", "qwen2")
+        priced = params.count_for("qwen-half", "lora")
+    assert priced["base_total"] == 494_032_768  # Qwen2.5-0.5B's published count
+    assert priced["trainable"] == 24 * (8 * (896 + 896) + 8 * (896 + 128))  # q_proj and v_proj (GQA: v is 128 wide)
+    with pytest.raises(UserError, match=r"models\.x\.arch\.model_type: got None; allowed: the architecture's"):
+        catalogue.parse_models({"models": {"x": {"source": "nobody/x", "family": "auto", "arch": {"hidden_size": 8}}}},
+                               cat)
+
+
+def test_family_auto_without_arch_reads_hf_ids_from_the_local_cache_only(tmp_path):
+    with pytest.raises(UserError, match=r"models\.mine\.family: auto: source 'nobody/not-cached-xyz': config not in "
+                                        r"the local HF cache"):
+        parse_one({"source": "nobody/not-cached-xyz", "family": "auto"}, tmp_path / "cat.yaml")
+
+
+def test_a_declared_family_refuses_another_architecture_and_points_to_auto(tmp_path):
+    ckpt = save_tiny("mistral", tmp_path / "mistral")
+    with pytest.raises(UserError, match=r"is a 'mistral' model but .* says family 'llama' \(family: auto accepts"):
+        models.load(ModelEntry(name="m", source=str(ckpt), model_family="llama"))
+
+
+# ---- the EOS rule (models.load) ----
+
+def test_a_tokenizer_eos_that_disagrees_with_the_generation_config_is_resolved_and_recorded(tmp_path):
+    from benchmark.data.example import Example
+    from benchmark.data.prompts import tokenize_for_training
+
+    tok = embedded_tokenizer.wrap("causal")
+    tok.eos_token = tok.convert_ids_to_tokens(embedded_tokenizer.BOS_ID)  # what SmolLM2's GGUF conversion does
+    ckpt = save_tiny("llama", tmp_path / "eos", tokenizer=tok)
+    model, tok = models.load(ModelEntry(name="eos", source=str(ckpt), model_family="llama"))
+    eos = embedded_tokenizer.EOS_ID
+    assert tok.eos_token_id == eos == model.generation_config.eos_token_id
+    notes = models.load_notes(model)["eos_resolved"]
+    assert notes["tokenizer_eos"]["id"] == embedded_tokenizer.BOS_ID and notes["eos"]["id"] == eos
+    assert notes["rule"] == models.EOS_RULE
+    features = tokenize_for_training(tok, Example(id="1", instruction="Add 1 and 2.", input="", output="3",
+                                                  answer="3"), cutoff_len=64, train_on_inputs=False)
+    assert features["input_ids"][-1] == eos  # training appends what decoding stops on
+    again, _ = models.load(catalogue.model("tiny-llama"))  # tokenizer and model agree: nothing to record
+    assert models.load_notes(again) == {}
+
+
+# ---- GGUF sources: what is missing is said in one line ----
+
+def test_a_gguf_source_in_a_missing_package_names_what_to_install(tmp_path):
+    entry = parse_one({"source": "python:no_such_gguf_wheel/model.Q4_1.gguf", "family": "llama",
+                       "source_note": "make smollm2"}, tmp_path / "cat.yaml")
+    with pytest.raises(UserError, match=r"^model mine: source .* names Python package 'no_such_gguf_wheel', which is "
+                                        r"not installed \(allowed: an installed package; make smollm2\)$"):
+        models.load(entry)
+
+
+def test_a_missing_gguf_package_names_what_to_install(tmp_path, monkeypatch):
+    import importlib.util
+
+    gguf_file = tmp_path / "m.gguf"
+    gguf_file.write_bytes(b"GGUF")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
+    with pytest.raises(UserError, match=r"^model g: reading a \.gguf source needs the Python package gguf, which is "
+                                        r"not installed; pip install gguf==0\.19\.0 \(make smollm2 installs it\)$"):
+        models.load(ModelEntry(name="g", source=str(gguf_file), model_family="llama"))
+    with pytest.raises(UserError, match=r"^model g: source '.*nothing\.gguf': no such GGUF file$"):
+        models.load(ModelEntry(name="g", source=str(tmp_path / "nothing.gguf"), model_family="llama"))
+
+
+def test_the_eos_rule_applied_at_load_is_recorded_in_the_trial_row(tmp_path, monkeypatch):
+    """A trial on a checkpoint whose tokenizer EOS disagrees with its config stores what load resolved, with the
+    decoding of every eval set (the rule decides where outputs stop)."""
+    from benchmark import planner, runner
+
+    tok = embedded_tokenizer.wrap("causal")
+    tok.eos_token = tok.convert_ids_to_tokens(embedded_tokenizer.BOS_ID)
+    ckpt = save_tiny("llama", tmp_path / "eos", tokenizer=tok)
+    suite = tmp_path / "eos.yaml"
+    suite.write_text(f"""name: eos-rule
+version: "1"
+description: a checkpoint whose tokenizer EOS disagrees with its config
+models:
+  eos-model: {{source: "{ckpt}", family: llama}}
+defaults:
+  model: eos-model
+  method: lora
+  train_data: emb-math_10k
+  eval_data: [emb-gsm8k]
+  train: {{max_steps: 1, max_train_examples: 8, batch_size: 4, micro_batch_size: 4, cutoff_len: 128}}
+  eval: {{max_eval_examples: 2, num_beams: 1, max_new_tokens: 4}}
+""")
+    _, [trial] = planner.plan(str(suite))
+    result = runner.run_resolved(trial, tmp_path / "data")
+    assert result.status == "ok", result.error
+    notes = result.decoding["emb-gsm8k"]["model"]["eos_resolved"]
+    assert notes["tokenizer_eos"]["id"] == embedded_tokenizer.BOS_ID and notes["eos"]["id"] == embedded_tokenizer.EOS_ID

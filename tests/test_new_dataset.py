@@ -1,7 +1,7 @@
 """A dataset added through a catalogue entry alone: a new name, a new report table, five answer options.
 
-The entry lives in a catalogue file of the test's own (listed in $PEFT_BENCH_DATASETS), its data in a temp
-data root; nothing under benchmark/ knows it. It is planned, evaluated on the embedded tiny-llama and
+The entry lives in a catalogue file of the test's own (listed in $PEFT_BENCH_CATALOGUE), its data beside it
+(a relative path resolves against the catalogue file); nothing under benchmark/ knows it. It is planned, evaluated on the embedded tiny-llama and
 reported on its own page, with its own title and a chance row that follows from its five options.
 """
 
@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from benchmark.errors import UserError
-from benchmark.registry import catalogue
+from benchmark.registry import catalogue, catalogues
 
 TITLE = "Letter quiz (a table of its own)"
 CATALOGUE = f"""
@@ -23,7 +23,7 @@ tables:
 datasets:
   quiz5:
     format: llm-adapters
-    path: quiz5/test.json
+    path: data/quiz5/test.json
     task_family: math
     answer: letter
     labels: [A, B, C, D, E]
@@ -63,7 +63,7 @@ def added(tmp_path, monkeypatch):
     data = tmp_path / "data"
     (data / "quiz5").mkdir(parents=True)
     (data / "quiz5" / "test.json").write_text(json.dumps(_rows(), indent=1))
-    monkeypatch.setenv(catalogue.EXTRA_DATASETS_ENV, str(extra))
+    monkeypatch.setenv(catalogues.ENV, str(extra))
     return extra, data
 
 
@@ -76,6 +76,7 @@ def test_a_new_dataset_is_planned_evaluated_and_reported_from_its_entry_alone(ad
     extra, data = added
     entry = catalogue.dataset("quiz5")
     assert (entry.table, entry.chance, entry.file) == ("letter_quiz", 20.0, str(extra))
+    assert entry.path == str(data / "quiz5" / "test.json")
     assert catalogue.tables()["letter_quiz"].title == TITLE
 
     suite_file = tmp_path / "new-dataset.yaml"
@@ -83,7 +84,7 @@ def test_a_new_dataset_is_planned_evaluated_and_reported_from_its_entry_alone(ad
     _, trials = planner.plan(str(suite_file))
     assert len(trials) == 1 and [e.name for e in trials[0].eval_data] == ["quiz5"]
 
-    result = run_trial(trials[0].spec, data)
+    result = run_trial(trials[0].spec, tmp_path / "no-data-root")  # the entry's path is absolute
     assert result.status == "ok", result.error
     [metric] = result.metrics
     assert (metric.eval_data, metric.task_family, metric.metric, metric.n_examples) == ("quiz5", "math", "accuracy", 5)
@@ -112,8 +113,9 @@ def test_the_new_entry_is_validated_when_the_catalogue_loads(added):
 def test_an_extra_file_cannot_redeclare_a_shipped_dataset_or_table(added):
     extra, _ = added
     extra.write_text(textwrap.dedent(CATALOGUE).replace("  quiz5:", "  gsm8k:"))
-    with pytest.raises(UserError, match=r"datasets.gsm8k: already declared in .*datasets.yaml; allowed: a new name"):
+    with pytest.raises(UserError, match=r"datasets.gsm8k: already declared in .*datasets.yaml; allowed: a new name, "
+                                        "or replaces: true"):
         catalogue.datasets()
     extra.write_text(textwrap.dedent(CATALOGUE).replace("  letter_quiz: {", "  math: {"))
-    with pytest.raises(UserError, match=r"tables.math: already declared by an earlier catalogue file"):
+    with pytest.raises(UserError, match=r"tables.math: already declared in .*datasets.yaml"):
         catalogue.datasets()

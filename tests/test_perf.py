@@ -1,6 +1,7 @@
 """peft-bench perf: a tiny run gives identical evaluation outputs and every JSON key; GPU helpers on CPU."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -21,6 +22,11 @@ def test_tiny_perf_run_outputs_identical_and_json_keys(tmp_path):
                          ("train", "ours_loss"), ("machine", "torch"), ("settings", "model")]:
         assert key in figures[section], f"{section}.{key}"
     assert figures["eval"]["n"] == settings.TINY.eval_prompts
+    peer = figures["eval"]["peer"]  # transformers' batched generate on the same prompts and batches
+    assert peer["batch_size"] == figures["eval"]["batch_size"] and peer["seconds"] > 0
+    assert 0 <= peer["peer_differs_from_reference"] <= settings.TINY.eval_prompts
+    assert peer["speedup_vs_peer"] == pytest.approx(peer["seconds"] / figures["eval"]["ours_s"])
+    assert set(figures["targets"]["met"]) == set(suite.TARGETS)
     assert figures["train"]["reference"]["steps"] == figures["train"]["ours"]["steps"] == settings.TINY.train_steps
     train = figures["train"]  # ours: the loop's default, packed on llama; the reference padded
     assert train["ours"]["packed"] is True and train["reference"]["packed"] is False and train["ours_loop"] == "packed"
@@ -38,7 +44,33 @@ def test_tiny_perf_run_outputs_identical_and_json_keys(tmp_path):
     assert stored["eval"]["outputs_identical"] is True and "speedup" in stored["train"]
     text = (tmp_path / "perf" / "perf.md").read_text()
     assert "| evaluation" in text and "With micro-batches of 16 (one forward a step" in text
+    assert "| evaluation vs the peer path (transformers' batched generate" in text
     assert len(paths) == 3
+
+
+def test_perf_part_eval_measures_decoding_only_and_reports_it(tmp_path):
+    chosen = settings.pick(False, None, ["eval"])
+    assert chosen.parts == ("eval",) and settings.pick(False, None, ["control", "eval"]).parts == ("eval", "control")
+    figures = suite.run(replace(settings.TINY, parts=("eval",)), log=lambda *_: None)
+    assert {"eval", "train", "overhead", "plan", "store"} & set(figures) == {"eval"}
+    assert set(figures["targets"]["met"]) == {"eval.speedup", "eval.speedup_vs_peer"}
+    text = report.markdown(figures)
+    assert "| evaluation vs the peer path" in text and "| training" not in text and "| plan" not in text
+    with pytest.raises(ValueError, match="perf.parts"):
+        settings.Settings(parts=("decode",))
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--model", "tiny-roberta"], "perf --model tiny-roberta: family roberta is an encoder; allowed: a causal"),
+    (["--model", "no-such-model"], "no-such-model"),
+    (["--part", "eval", "--device", "cuda"], "perf --part: not with --device"),
+])
+def test_perf_refuses_a_model_that_cannot_decode_before_loading_anything(argv, message, capsys):
+    from benchmark.cli import main
+
+    assert main(["perf", "--quick", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
 
 
 def test_device_perf_runs_every_part_on_a_tiny_shape_and_reports_it(tmp_path):
@@ -75,10 +107,15 @@ def test_device_perf_without_cuda_is_a_clear_error():
 
 
 def test_perf_command_line():
-    args = build_parser().parse_args(["perf", "--quick", "--json", "x.json", "--model", "tiny-bloom"])
-    assert (args.quick, args.json, args.model, args.out) == (True, "x.json", "tiny-bloom", "reports/perf")
+    args = build_parser().parse_args(["perf", "--quick", "--json", "x.json", "--model", "tiny-bloom", "--part", "eval"])
+    assert (args.quick, args.json, args.model, args.out, args.part) == (True, "x.json", "tiny-bloom", "reports/perf",
+                                                                        ["eval"])
     chosen = settings.pick(args.quick, args.model)
     assert chosen.model == "tiny-bloom" and chosen.max_new_tokens == 256 and chosen.num_beams == 4
+    assert chosen.eval_prompts == settings.QUICK.eval_prompts
+    real = settings.pick(True, "llama-7b")  # real weights: fewer prompts, shorter, fewer steps; 4 beams
+    assert (real.model, real.eval_prompts, real.max_new_tokens, real.num_beams) == ("llama-7b", 8, 64, 4)
+    assert settings.pick(False, "llama-7b").eval_prompts == settings.FULL.eval_prompts
 
 
 def test_settings_validate_with_the_field_name():

@@ -32,6 +32,9 @@ class Method:
     # How the fast decoder feeds a model this method changed (evaluation/beam.py's DecodeHook protocol); None: the
     # model is called as it is (methods that only change modules: LoRA, adapters, full fine-tuning).
     decode_hook: object | None = None
+    # False: the method trains nothing of its own (zero-shot, `none`): inject freezes the model and changes nothing,
+    # so the runner skips training when no task head trains either. The generic matrix checks whichever is declared.
+    trains: bool = True
 
 
 _METHODS: dict[str, Method] = {}
@@ -44,6 +47,8 @@ def register(method: Method) -> Method:
     if not (isinstance(families, tuple) and families and all(f in FAMILIES for f in families)):
         raise ValueError(f"method {method.name}: model_families: got {families!r}; "
                          f"allowed: a non-empty tuple of {', '.join(FAMILIES)}")
+    if not isinstance(method.trains, bool):
+        raise ValueError(f"method {method.name}: trains: got {method.trains!r}; allowed: true or false")
     _METHODS[method.name] = method
     return method
 
@@ -116,6 +121,7 @@ from benchmark.methods import (  # noqa: E402,F401
     full,
     ia3,
     lora,
+    none,
     prefix,
     prompt,
     unipelt,

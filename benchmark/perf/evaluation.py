@@ -1,10 +1,27 @@
-"""Evaluation throughput: the reference decoding (batch 1, no cache, no mask) vs ours, same model and prompts."""
+"""Evaluation throughput on the same model and prompts: the reference decoding (evaluate.py: batch 1, no cache,
+no mask), ours, and the peer path: transformers' own batched `generate` (KV cache, left padding, attention mask,
+the same beams and max_new_tokens), which is how lm-evaluation-harness's HF backend and LLaMA-Factory's predict
+decode. The peer runs at our batch size on the same length-sorted batches, so the gap is the decoding loop's
+alone; its outputs are compared with the reference's token for token (a batched fp32 forward can round
+differently from batch 1), ours must equal them.
+"""
 
 from __future__ import annotations
 
 import time
 
 from benchmark.perf.settings import Settings
+
+
+def check_model(name: str) -> None:
+    """A catalogue model that decodes (a causal LM), before anything loads: one line otherwise."""
+    from benchmark.errors import UserError
+    from benchmark.registry import catalogue
+
+    entry = catalogue.model(name)
+    if entry.model_family in catalogue.ENCODER_FAMILIES:
+        raise UserError(f"perf --model {name}: family {entry.model_family} is an encoder; allowed: a causal catalogue "
+                        f"model (families {', '.join(catalogue.CAUSAL_FAMILIES)}), e.g. tiny-llama")
 
 
 def load_model(name: str):
@@ -31,7 +48,7 @@ def measure(s: Settings, model=None, tokenizer=None) -> dict:
     import torch
 
     from benchmark.device import decoding_batch_size
-    from benchmark.evaluation.generate import generate_ids, generate_reference_ids
+    from benchmark.evaluation.generate import generate_ids, generate_ids_hf, generate_reference_ids
     from benchmark.registry.spec import EvalConfig
 
     if model is None:
@@ -41,18 +58,22 @@ def measure(s: Settings, model=None, tokenizer=None) -> dict:
     batch_size = s.eval_batch_size or decoding_batch_size(model, max(prompt_lens), s.max_new_tokens, s.num_beams,
                                                           fallback=EvalConfig().batch_size)
     with torch.inference_mode():
-        # Warm both paths at their working shape, so neither pays first-call costs in the timing (lazy
+        # Warm every path at its working shape, so none pays first-call costs in the timing (lazy
         # imports; the allocator's first touch of large buffers, which steady-state evaluation of a
-        # full test set, batch after batch, does not pay): the reference one prompt, ours one batch,
-        # each decoded in full. Neither path keeps anything between calls but allocator state.
+        # full test set, batch after batch, does not pay): the reference one prompt, ours and the peer
+        # one batch, each decoded in full. No path keeps anything between calls but allocator state.
         generate_reference_ids(model, tokenizer, prompts[:1], s.max_new_tokens, s.num_beams)
         generate_ids(model, tokenizer, prompts[:batch_size], s.max_new_tokens, s.num_beams, batch_size)
+        generate_ids_hf(model, tokenizer, prompts[:batch_size], s.max_new_tokens, s.num_beams, batch_size)
         started = time.perf_counter()
         reference = generate_reference_ids(model, tokenizer, prompts, s.max_new_tokens, s.num_beams)
         reference_s = time.perf_counter() - started
         started = time.perf_counter()
         ours = generate_ids(model, tokenizer, prompts, s.max_new_tokens, s.num_beams, batch_size)
         ours_s = time.perf_counter() - started
+        started = time.perf_counter()
+        peer = generate_ids_hf(model, tokenizer, prompts, s.max_new_tokens, s.num_beams, batch_size)
+        peer_s = time.perf_counter() - started
     new_tokens = [len(ids) - n for ids, n in zip(reference, prompt_lens)]
     n = len(prompts)
     return {
@@ -64,4 +85,8 @@ def measure(s: Settings, model=None, tokenizer=None) -> dict:
         "mismatches": sum(a != b for a, b in zip(reference, ours)),
         "mean_prompt_tokens": sum(prompt_lens) / n, "mean_new_tokens": sum(new_tokens) / n,
         "max_new_tokens_seen": max(new_tokens),
+        "peer": {"path": "transformers generate, batched (KV cache, left padding, attention mask)",
+                 "batch_size": batch_size, "seconds": peer_s, "examples_per_s": n / peer_s,
+                 "speedup_vs_peer": peer_s / ours_s, "speedup_vs_reference": reference_s / peer_s,
+                 "peer_differs_from_reference": sum(a != b for a, b in zip(reference, peer))},
     }

@@ -6,6 +6,7 @@ import functools
 from dataclasses import asdict, dataclass, field, replace
 
 from benchmark.paths import SUITES_DIR
+from benchmark.perf import PARTS
 
 
 @functools.cache
@@ -21,6 +22,7 @@ def workload() -> dict[str, str]:
 @dataclass(frozen=True)
 class Settings:
     model: str = "tiny-llama"
+    parts: tuple[str, ...] = PARTS
     eval_dataset: str = field(default_factory=lambda: workload()["eval_data"])
     eval_prompts: int = 120  # every example of the embedded eval set
     max_new_tokens: int = 256  # the reference protocol's math setting
@@ -52,6 +54,8 @@ class Settings:
                              f"({self.micro_batch_size})")
         if self.cutoff_len < 8:
             raise ValueError(f"perf.cutoff_len: got {self.cutoff_len!r}; allowed: an integer >= 8")
+        if not self.parts or any(part not in PARTS for part in self.parts):
+            raise ValueError(f"perf.parts: got {', '.join(self.parts) or 'none'}; allowed: one or more of {', '.join(PARTS)}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"perf.threads: got {self.threads!r}; allowed: an integer >= 1 or none")
 
@@ -62,11 +66,23 @@ class Settings:
 FULL = Settings()
 # --quick: the same protocol (4 beams, 256 new tokens) on fewer prompts and steps; minutes on 2 CPU cores.
 QUICK = Settings(eval_prompts=96, train_examples=512, train_steps=32)
+# --quick on a model with real weights (not the embedded zoo): the reference decodes one prompt at a time with no
+# cache, recomputing every position at every step. On 2 CPU cores smollm2-135m took under a minute a prompt at 64
+# new tokens, and an estimated 10 or more at 256 (it rarely stops early on these prompts); a training step takes
+# seconds. So 8 prompts of at most 64 new tokens (the same 4 beams) and a few steps, once each.
+QUICK_REAL = replace(QUICK, eval_prompts=8, max_new_tokens=64, train_examples=64, train_steps=4, train_repeats=1)
 # For the test suite: every code path, seconds.
 TINY = Settings(eval_prompts=3, max_new_tokens=6, eval_batch_size=2, train_examples=32, train_steps=2, train_repeats=1,
                 batch_size=16, micro_batch_size=4, cutoff_len=128, plan_trials=40, store_trials=20, store_writers=2)
 
 
-def pick(quick: bool, model: str | None = None) -> Settings:
-    chosen = QUICK if quick else FULL
-    return replace(chosen, model=model) if model else chosen
+def pick(quick: bool, model: str | None = None, parts: list[str] | None = None) -> Settings:
+    chosen = FULL
+    if quick:
+        from benchmark.registry import catalogue
+
+        chosen = QUICK if catalogue.model(model or FULL.model).is_embedded else QUICK_REAL
+    if model:
+        chosen = replace(chosen, model=model)
+    # In PARTS' order, once each, whatever order the command line gave.
+    return replace(chosen, parts=tuple(p for p in PARTS if p in parts)) if parts else chosen

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from benchmark.errors import UserError
 from benchmark.paths import SUITES_DIR
+from benchmark.registry import catalogues
+from benchmark.registry.catalogues import Catalogue
 from benchmark.registry.expand import apply_filters, expand, spec_fields
 from benchmark.registry.spec import EvalConfig, Resources, TrainConfig, TrialSpec
 from benchmark.registry.suite import Suite, parse_suite
@@ -47,8 +49,11 @@ def load_suite(name_or_path: str) -> Suite:
     return parse_suite(find_suite(name_or_path))
 
 
-def plan(name_or_path: str, filters: list[str] | None = None, embedded: bool = False) -> tuple[Suite, list[TrialSpec]]:
-    """The suite's TrialSpecs, expanded and filtered: the grid alone. benchmark.planner.plan resolves and
-    checks them against the method and task registries (what validate, plan and run call)."""
+def plan(name_or_path: str, filters: list[str] | None = None, embedded: bool = False,
+         catalogue: Catalogue | None = None) -> tuple[Suite, list[TrialSpec]]:
+    """The suite's TrialSpecs, expanded and filtered: the grid alone, against `catalogue` (default: the current
+    one; the suite's own sections added). benchmark.planner.plan resolves and checks them against the method and
+    task registries (what validate, plan and run call)."""
     suite = load_suite(name_or_path)
-    return suite, apply_filters(expand(suite, embedded=embedded), filters or [])
+    cat = catalogues.for_suite(suite, catalogue)
+    return suite, apply_filters(expand(suite, embedded=embedded, catalogue=cat), filters or [])

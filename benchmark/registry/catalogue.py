@@ -7,22 +7,21 @@ A dataset is one entry: its format (validated against benchmark/registry/formats
 family, answer rule and options (its chance level follows), metrics (validated against the metric
 table, benchmark/metrics.py), generation length, the report table and column it is printed in (the
 `tables:` section gives each table its title), the column name published tables use, and its embedded
-twin. More catalogue files (datasets and tables of your own) are read from $PEFT_BENCH_DATASETS.
+twin. This module parses one file's entries; benchmark/registry/catalogues.py combines the shipped files
+with the user's own (--catalogue, $PEFT_BENCH_CATALOGUE, a suite's own sections) into a Catalogue.
 """
 
 from __future__ import annotations
 
-import functools
-import os
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark import metrics as metric_table
 from benchmark.checks import is_int
 from benchmark.errors import UserError, did_you_mean
-from benchmark.paths import SUITES_DIR
 from benchmark.registry import formats
-from benchmark.registry.yamlio import check_keys, load_yaml, require
+from benchmark.registry.yamlio import check_keys, require
 
 CAUSAL_FAMILIES = ("llama", "bloom", "gptj")  # decoder LMs: generation tasks, LLM-Adapters tokenizer settings
 ENCODER_FAMILIES = ("bert", "roberta")  # encoders: classification / QA heads, the `adapters` methods
@@ -31,21 +30,23 @@ FAMILIES = CAUSAL_FAMILIES + ENCODER_FAMILIES
 TASK_FAMILIES = ("math", "commonsense", "classification", "qa", "corpus")
 ROLES = ("train", "dev", "eval")  # dev: the split early stopping and model selection read
 ANSWERS = ("number", "letter", "choice")  # answer extraction rules of generation tasks (evaluation/extract.py)
-EXTRA_DATASETS_ENV = "PEFT_BENCH_DATASETS"  # further dataset catalogue files, os.pathsep separated
 DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    source: str  # "embedded:<name>", an HF id, or a local directory
-    model_family: str  # llama | bloom | gptj | bert | roberta (the `family` key of suites/models.yaml)
+    source: str  # "embedded:<name>", an HF id, a local directory, a .gguf file, or python:<package>/<path>
+    model_family: str  # llama | bloom | gptj | bert | roberta (the `family` key; `auto` resolved at parse time)
     dtype: str = "float32"
     resources: dict = field(default_factory=dict)  # cpus / gpus / memory_gb defaults for its trials
     embedded_twin: str | None = None  # the tiny model of the same family used by --embedded
     trust_remote_code: bool = False  # off unless the entry enables it explicitly
     description: str = ""
     arch: dict = field(default_factory=dict)  # HF config fields, for weightless parameter counts
+    file: str = field(default="", compare=False)  # the catalogue file that declares it (for messages)
+    model_type: str = ""  # family auto: the checkpoint's (or arch's) model_type, e.g. mistral; "" otherwise
+    source_note: str = ""  # how to install what the source needs, printed when it is missing
 
     def __hash__(self):  # dict fields: hash by identity of the catalogue entry (name + source)
         return hash((self.name, self.source, self.dtype))
@@ -109,22 +110,29 @@ def _entry_error(file: Path, path: str, msg: str) -> UserError:
     return UserError(f"{file}: {path}: {msg}")
 
 
-MODEL_KEYS = {"source", "family", "dtype", "resources", "embedded_twin", "trust_remote_code", "description", "arch"}
+# replaces: true lets an entry of a later file take the name of an earlier one (catalogues.py checks it)
+MODEL_KEYS = {"source", "family", "dtype", "resources", "embedded_twin", "trust_remote_code", "description", "arch",
+              "source_note", "replaces"}
+AUTO_FAMILY = "auto"  # family: auto -> the family of the checkpoint's architecture (registry/checkpoint.py)
 DATASET_KEYS = {"format", "path", "task_family", "family", "role", "answer", "labels", "metric", "metrics",
                 "max_new_tokens", "embedded", "embedded_twin", "contains", "source_note", "split", "table", "column",
-                "published_as"}
+                "published_as", "replaces"}
 
 
-def parse_models(raw: dict, file: Path) -> dict[str, ModelEntry]:
+def parse_models(raw: dict, file: Path, known: dict[str, ModelEntry] | None = None) -> dict[str, ModelEntry]:
+    """One catalogue file's models, validated. known: the models of the files read before this one (an
+    embedded_twin may name one of them)."""
     models = require(raw, "models", dict, file, "")
+    known = known or {}
     out = {}
     for name, body in models.items():
         where = f"models.{name}"
         check_keys(body, MODEL_KEYS, file, where)
         source = require(body, "source", str, file, where)
         model_family = require(body, "family", str, file, where)
-        if model_family not in FAMILIES:
-            raise _entry_error(file, f"{where}.family", f"got {model_family!r}; allowed: {', '.join(FAMILIES)}")
+        if model_family not in (*FAMILIES, AUTO_FAMILY):
+            raise _entry_error(file, f"{where}.family", f"got {model_family!r}; allowed: {', '.join(FAMILIES)}, "
+                               f"{AUTO_FAMILY} (a LLaMA-layout decoder, read from the checkpoint's config)")
         dtype = body.get("dtype", "float32")
         if dtype not in DTYPES:
             raise _entry_error(file, f"{where}.dtype", f"got {dtype!r}; allowed: {', '.join(DTYPES)}")
@@ -133,29 +141,56 @@ def parse_models(raw: dict, file: Path) -> dict[str, ModelEntry]:
         trust = body.get("trust_remote_code", False)
         if not isinstance(trust, bool):
             raise _entry_error(file, f"{where}.trust_remote_code", f"got {trust!r}; allowed: true, false")
+        source_note = body.get("source_note", "")
+        if not isinstance(source_note, str):
+            raise _entry_error(file, f"{where}.source_note", f"got {source_note!r}; allowed: a line of text")
+        arch = _arch(body, file, where, model_family)
+        model_type = ""
+        if model_family == AUTO_FAMILY:
+            model_family, model_type = _auto_family(source, trust, arch, source_note, file, where)
         out[name] = ModelEntry(name=name, source=source, model_family=model_family, dtype=dtype,
                                resources=dict(resources), embedded_twin=body.get("embedded_twin"),
                                trust_remote_code=trust, description=body.get("description", ""),
-                               arch=_arch(body, file, where, model_family))
+                               arch=arch, file=str(file), model_type=model_type, source_note=source_note)
+    everything = {**known, **out}
     for entry in out.values():
-        if entry.embedded_twin and entry.embedded_twin not in out:
+        if entry.embedded_twin and entry.embedded_twin not in everything:
             raise _entry_error(file, f"models.{entry.name}.embedded_twin",
-                               f"unknown model {entry.embedded_twin!r}; allowed: {', '.join(sorted(out))}")
+                               f"unknown model {entry.embedded_twin!r}; allowed: {', '.join(sorted(everything))}")
     return out
 
 
 def _arch(body: dict, file: Path, where: str, model_family: str) -> dict:
+    """The entry's published architecture. Under family auto its model_type is any architecture (mistral, qwen2,
+    ...) whose layout decides the family; otherwise it is the family itself."""
     arch = body.get("arch", {}) or {}
     if not isinstance(arch, dict):
         raise _entry_error(file, f"{where}.arch", f"got {arch!r}; allowed: a mapping of HF config fields")
-    if arch and arch.get("model_type") != model_family:
+    if arch and model_family == AUTO_FAMILY and not isinstance(arch.get("model_type"), str):
+        raise _entry_error(file, f"{where}.arch.model_type", f"got {arch.get('model_type')!r}; allowed: the "
+                           "architecture's HF model_type (e.g. mistral, qwen2)")
+    if arch and model_family != AUTO_FAMILY and arch.get("model_type") != model_family:
         raise _entry_error(file, f"{where}.arch.model_type",
                            f"got {arch.get('model_type')!r}; allowed: {model_family!r} (the family)")
     return dict(arch)
 
 
-def _data_path(path: str, file: Path, where: str) -> str:
-    """Dataset paths stay inside the data root (or the embedded data dir): no absolute paths, no '..'."""
+def _auto_family(source: str, trust: bool, arch: dict, note: str, file: Path, where: str) -> tuple[str, str]:
+    """(family, model_type) of a `family: auto` entry: from its arch block, else its checkpoint's config (read
+    once per source and process; a grid's trial ids need the family before anything runs)."""
+    from benchmark.registry import checkpoint
+
+    try:
+        return checkpoint.auto_family(source, trust, json.dumps(arch, sort_keys=True), FAMILIES, note)
+    except UserError as exc:
+        raise _entry_error(file, f"{where}.family", f"auto: {exc}") from None
+
+
+def _data_path(path: str, file: Path, where: str, anywhere: bool) -> str:
+    """Shipped dataset paths stay inside the data root (or the embedded data dir): no absolute paths, no '..'.
+    anywhere: a user catalogue's path, already made absolute against its file's folder (catalogues.py)."""
+    if anywhere:
+        return path
     if Path(path).is_absolute() or ".." in Path(path).parts or path.startswith("~"):
         raise _entry_error(file, f"{where}.path", f"got {path!r}; allowed: a path relative to the data root "
                            "(--data-dir / $PEFT_BENCH_DATA) without '..', or a Hugging Face dataset id")
@@ -170,7 +205,7 @@ def parse_tables(raw: dict, file: Path) -> dict[str, DatasetTable]:
     out = {}
     for table_id, table in body.items():
         where = f"tables.{table_id}"
-        check_keys(table, {"title"}, file, where)
+        check_keys(table, {"title", "replaces"}, file, where)
         title = require(table, "title", str, file, where)
         if not title.strip():
             raise _entry_error(file, f"{where}.title", "got ''; allowed: the title the report prints")
@@ -210,7 +245,7 @@ def _task_family(body: dict, file: Path, where: str) -> str:
     return _choice(require(body, key, str, file, where), TASK_FAMILIES, file, f"{where}.{key}")
 
 
-def _dataset(name: str, body, file: Path, tables: dict[str, DatasetTable]) -> DatasetEntry:
+def _dataset(name: str, body, file: Path, tables: dict[str, DatasetTable], anywhere: bool = False) -> DatasetEntry:
     where = f"datasets.{name}"
     check_keys(body, DATASET_KEYS, file, where)
     fmt = formats.get(_choice(require(body, "format", str, file, where), formats.names(), file, f"{where}.format"))
@@ -257,7 +292,7 @@ def _dataset(name: str, body, file: Path, tables: dict[str, DatasetTable]) -> Da
     if not isinstance(embedded, bool):
         raise _entry_error(file, f"{where}.embedded", f"got {embedded!r}; allowed: true, false")
     return DatasetEntry(
-        name=name, format=fmt.name, path=_data_path(require(body, "path", str, file, where), file, where),
+        name=name, format=fmt.name, path=_data_path(require(body, "path", str, file, where), file, where, anywhere),
         task_family=task_family, role=role, answer=answer, labels=labels, metrics=metrics,
         max_new_tokens=_positive_int(body, "max_new_tokens", file, where), embedded=embedded,
         embedded_twin=body.get("embedded_twin"), contains=_strings(body, "contains", file, where),
@@ -266,17 +301,17 @@ def _dataset(name: str, body, file: Path, tables: dict[str, DatasetTable]) -> Da
 
 
 def parse_datasets(raw: dict, file: Path, tables: dict[str, DatasetTable] | None = None,
-                   known: dict[str, DatasetEntry] | None = None) -> dict[str, DatasetEntry]:
+                   known: dict[str, DatasetEntry] | None = None, anywhere: bool = False) -> dict[str, DatasetEntry]:
     """One catalogue file's datasets, validated. tables: every table of the catalogue (default: the file's
-    own); known: entries of the files read before this one (names must not repeat; references may point there)."""
-    check_keys(raw, {"tables", "datasets"}, file, "")
+    own); known: entries of the files read before this one (names must not repeat; references may point there);
+    anywhere: a user catalogue (its local paths are absolute)."""
     tables = parse_tables(raw, file) if tables is None else tables
     known = known or {}
     out = {}
     for name, body in require(raw, "datasets", dict, file, "").items():
         if name in known:
             raise _entry_error(file, f"datasets.{name}", f"already declared in {known[name].file}; allowed: a new name")
-        out[name] = _dataset(str(name), body, file, tables)
+        out[name] = _dataset(str(name), body, file, tables, anywhere)
     everything = {**known, **out}
     for entry in out.values():
         for ref_field, refs in (("embedded_twin", [entry.embedded_twin] if entry.embedded_twin else []),
@@ -297,65 +332,30 @@ def parse_datasets(raw: dict, file: Path, tables: dict[str, DatasetTable] | None
     return out
 
 
-@functools.cache
-def _models_cached(file: str) -> dict[str, ModelEntry]:
-    return parse_models(load_yaml(Path(file)), Path(file))
+def _current():
+    from benchmark.registry import catalogues  # builds on this module's parsers
+
+    return catalogues.current()
 
 
-def models(file: Path | None = None) -> dict[str, ModelEntry]:
-    return _models_cached(str(file or SUITES_DIR / "models.yaml"))
+def models() -> dict[str, ModelEntry]:
+    """Every model of the current catalogue (catalogues.current(): shipped + the user's files)."""
+    return _current().models
 
 
-def catalogue_files() -> tuple[Path, ...]:
-    """The dataset catalogue: suites/datasets.yaml, then any files $PEFT_BENCH_DATASETS lists (os.pathsep
-    separated): datasets and tables of your own, added without editing the repository."""
-    extra = [Path(p) for p in os.environ.get(EXTRA_DATASETS_ENV, "").split(os.pathsep) if p.strip()]
-    return (SUITES_DIR / "datasets.yaml", *extra)
+def datasets() -> dict[str, DatasetEntry]:
+    """Every dataset of the current catalogue."""
+    return _current().datasets
 
 
-@functools.cache
-def _catalogue(files: tuple[str, ...]) -> tuple[dict[str, DatasetTable], dict[str, DatasetEntry]]:
-    raws = [(Path(f), load_yaml(Path(f))) for f in files]
-    tables: dict[str, DatasetTable] = {}
-    for file, raw in raws:
-        for table_id, table in parse_tables(raw, file).items():
-            if table_id in tables:
-                raise _entry_error(file, f"tables.{table_id}", "already declared by an earlier catalogue file; "
-                                   "allowed: a new table id")
-            tables[table_id] = table
-    entries: dict[str, DatasetEntry] = {}
-    for file, raw in raws:
-        entries.update(parse_datasets(raw, file, tables, entries))
-    return tables, entries
-
-
-def datasets(file: Path | None = None) -> dict[str, DatasetEntry]:
-    """Every dataset entry: of `file` alone when given, else of catalogue_files()."""
-    files = (file,) if file else catalogue_files()
-    return _catalogue(tuple(str(f) for f in files))[1]
-
-
-def tables(file: Path | None = None) -> dict[str, DatasetTable]:
-    """The report tables the catalogue declares (id -> DatasetTable)."""
-    files = (file,) if file else catalogue_files()
-    return _catalogue(tuple(str(f) for f in files))[0]
+def tables() -> dict[str, DatasetTable]:
+    """The report tables the current catalogue declares (id -> DatasetTable)."""
+    return _current().tables
 
 
 def model(name: str) -> ModelEntry:
-    from benchmark.errors import did_you_mean
-
-    entries = models()
-    if name not in entries:
-        raise UserError(f"unknown model {name!r}{did_you_mean(name, entries)}; "
-                        f"allowed: {', '.join(sorted(entries))} (suites/models.yaml)")
-    return entries[name]
+    return _current().model(name)
 
 
 def dataset(name: str) -> DatasetEntry:
-    entries = datasets()
-    if name not in entries:
-        files = ", ".join(str(f.relative_to(SUITES_DIR.parent)) if f.is_relative_to(SUITES_DIR.parent) else str(f)
-                          for f in catalogue_files())
-        raise UserError(f"unknown dataset {name!r}{did_you_mean(name, entries)}; "
-                        f"allowed: {', '.join(sorted(entries))} ({files})")
-    return entries[name]
+    return _current().dataset(name)

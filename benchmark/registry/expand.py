@@ -16,7 +16,8 @@ import itertools
 import math
 
 from benchmark.errors import UserError
-from benchmark.registry import catalogue
+from benchmark.registry import catalogue, catalogues
+from benchmark.registry.catalogues import Catalogue
 from benchmark.registry.spec import TrialSpec
 from benchmark.registry.stages import AdaptStage, parse_stages
 from benchmark.registry.suite import MAX_TRIALS, SCALAR_KEYS, SECTIONS, Suite
@@ -106,7 +107,7 @@ def where(suite: Suite, cell: dict) -> str:
     return f"{suite.file}: cell ({coords})" if coords else f"{suite.file}: defaults"
 
 
-def build_spec(suite: Suite, cfg: dict, cell: dict) -> TrialSpec:
+def build_spec(suite: Suite, cfg: dict, cell: dict, cat: Catalogue) -> TrialSpec:
     here = where(suite, cell)
     for required in ("model", "method", "train_data", "eval_data"):
         if required not in cfg:
@@ -118,14 +119,14 @@ def build_spec(suite: Suite, cfg: dict, cell: dict) -> TrialSpec:
         except UserError as exc:
             raise UserError(f"{here}: {field}: {exc}") from None
 
-    model = checked("model", catalogue.model, cfg["model"])
+    model = checked("model", cat.model, cfg["model"])
     method_args = dict(cfg.get("method_args", {}))
-    train_entry = checked("train_data", catalogue.dataset, cfg["train_data"])
-    dev_entry = checked("dev_data", catalogue.dataset, cfg["dev_data"]) if cfg.get("dev_data") else None
+    train_entry = checked("train_data", cat.dataset, cfg["train_data"])
+    dev_entry = checked("dev_data", cat.dataset, cfg["dev_data"]) if cfg.get("dev_data") else None
     if dev_entry is not None and dev_entry.role != "dev":
         raise UserError(f"{here}: dev_data: {dev_entry.name!r} has role {dev_entry.role}; allowed: a dataset with role: dev")
     adapt = _adapt_stages(cfg.get("adapt"), here)
-    eval_entries = [checked("eval_data", catalogue.dataset, name) for name in cfg["eval_data"]]
+    eval_entries = [checked("eval_data", cat.dataset, name) for name in cfg["eval_data"]]
     if train_entry.role != "train":
         raise UserError(f"{here}: train_data: {train_entry.name!r} is an evaluation set; allowed: a dataset with role: train")
     leaked = sorted(set(train_entry.contains) & {e.name for e in eval_entries})
@@ -150,6 +151,8 @@ def build_spec(suite: Suite, cfg: dict, cell: dict) -> TrialSpec:
         eval_data=tuple(e.name for e in eval_entries), train=sections["train"], eval=sections["eval"],
         resources=sections["resources"], dtype=dtype, trust_remote_code=model.trust_remote_code, cell=cell,
         dev_data=dev_entry.name if dev_entry else None, adapt=adapt,
+        catalogue=cat.recorded([model.name], [e.name for e in (train_entry, dev_entry, *eval_entries) if e]
+                               + [stage.corpus for stage in adapt if stage.corpus and stage.corpus in cat.datasets]),
     )
 
 
@@ -161,21 +164,21 @@ def _adapt_stages(raw, here: str) -> tuple[AdaptStage, ...]:
         raise UserError(f"{here}: {exc}") from None
 
 
-def to_embedded(cfg: dict, here: str, embedded_settings: dict | None = None) -> dict:
+def to_embedded(cfg: dict, here: str, embedded_settings: dict | None, cat: Catalogue) -> dict:
     """The same cell on the embedded twins: tiny model of the family, embedded task of the format, capped sizes."""
     cfg = copy.deepcopy(cfg)
-    model = catalogue.model(cfg["model"])
+    model = cat.model(cfg["model"])
     if not model.is_embedded:
         if not model.embedded_twin:
-            raise UserError(f"{here}: model: {model.name} has no embedded_twin in suites/models.yaml")
+            raise UserError(f"{here}: model: {model.name} has no embedded_twin in {model.file}")
         cfg["model"] = model.embedded_twin
         cfg.pop("resources", None)
         cfg.pop("dtype", None)
 
     def twin(name: str) -> str:
-        entry = catalogue.dataset(name)
+        entry = cat.dataset(name)
         if not entry.embedded and not entry.embedded_twin:
-            raise UserError(f"{here}: dataset {name} has no embedded_twin in suites/datasets.yaml")
+            raise UserError(f"{here}: dataset {name} has no embedded_twin in {entry.file}")
         return name if entry.embedded else entry.embedded_twin
 
     cfg["train_data"], cfg["eval_data"] = twin(cfg["train_data"]), list(dict.fromkeys(map(twin, cfg["eval_data"])))
@@ -191,7 +194,10 @@ def to_embedded(cfg: dict, here: str, embedded_settings: dict | None = None) -> 
     return cfg
 
 
-def expand(suite: Suite, embedded: bool = False) -> list[TrialSpec]:
+def expand(suite: Suite, embedded: bool = False, catalogue: Catalogue | None = None) -> list[TrialSpec]:
+    """The suite's TrialSpecs against `catalogue`, which holds the suite's own sections (catalogues.for_suite;
+    default: the current catalogue plus them)."""
+    cat = catalogue or catalogues.for_suite(suite)
     specs: dict[str, TrialSpec] = {}
     if embedded and suite.embedded.get("grid"):  # the rehearsal's smaller axes (e.g. fewer seeds)
         suite = dataclasses.replace(suite, grid={**suite.grid, **suite.embedded["grid"]})
@@ -204,7 +210,7 @@ def expand(suite: Suite, embedded: bool = False) -> list[TrialSpec]:
                     set_path(cfg, path, value)
         if embedded:
             planned = copy.deepcopy(cfg)  # embedded overrides match the cell as planned for the real models
-            cfg = to_embedded(cfg, where(suite, cell), suite.embedded.get("set"))
+            cfg = to_embedded(cfg, where(suite, cell), suite.embedded.get("set"), cat)
             for when, setting in suite.embedded.get("overrides", []):
                 if matches(when, planned, cell):
                     for path, value in setting.items():
@@ -212,7 +218,7 @@ def expand(suite: Suite, embedded: bool = False) -> list[TrialSpec]:
             suite_for_spec = dataclasses.replace(suite, name=f"{suite.name}-embedded", allow_contaminated_train=True)
         else:
             suite_for_spec = suite
-        spec = build_spec(suite_for_spec, cfg, cell)
+        spec = build_spec(suite_for_spec, cfg, cell, cat)
         trial_id = spec.trial_id  # a hash of the whole spec: compute it once per cell
         if trial_id in specs:
             other = specs[trial_id].cell

@@ -152,6 +152,10 @@ class TrialSpec:
     cell: dict = field(default_factory=dict)  # the grid coordinates that produced this trial (for display)
     dev_data: str | None = None  # the selection split (early stopping, lr search); None = held out from train
     adapt: tuple[AdaptStage, ...] = ()  # masked-LM stages before fine-tuning (DAPT / TAPT), benchmark/adapt/
+    # The user catalogue entries the trial uses ("models.NAME" / "datasets.NAME" / "tables.ID" -> {file, entry as
+    # written}; registry/catalogues.py): part of the id (the entries, not where their files lie; tables are display
+    # only), and what a worker rebuilds them from. Empty for a trial of shipped entries only.
+    catalogue: dict = field(default_factory=dict)
 
     def identity(self) -> dict:
         """Everything that can change the result; resources and display-only fields excluded.
@@ -161,6 +165,7 @@ class TrialSpec:
         data = _stored_names(dataclasses.asdict(self))
         for display_only in ("resources", "cell", "suite_version"):
             data.pop(display_only)
+        data["catalogue"] = {key: item["entry"] for key, item in data["catalogue"].items() if not key.startswith("tables.")}
         for section, defaults in _ADDED_LATER.items():
             target = data if section is None else data[section]
             for name, default in defaults.items():
@@ -180,6 +185,11 @@ class TrialSpec:
         data["adapt"] = [stage.to_dict() for stage in self.adapt]
         data["trial_id"] = self.trial_id
         return data
+
+    @property
+    def catalogue_files(self) -> list[str]:
+        """The user catalogue files that contributed entries to this trial."""
+        return sorted({item["file"] for item in self.catalogue.values()})
 
     @classmethod
     def from_dict(cls, data: dict) -> TrialSpec:
@@ -203,7 +213,7 @@ def _stored_names(data: dict) -> dict:
 
 # Fields added after SPEC_VERSION 1 and their defaults (None = a TrialSpec field, else its section).
 _ADDED_LATER = {
-    None: {"dev_data": None, "adapt": ()},
+    None: {"dev_data": None, "adapt": (), "catalogue": {}},
     "train": {"early_stopping_patience": None, "doc_stride": 128, "max_seconds": None},
     "eval": {"max_answer_length": 30},
 }

@@ -25,6 +25,9 @@ A suite file:
     exclude:                         # cells dropped from the grid
       - {model: tiny-gptj, method: prefix}
 
+A suite may also carry `models:`, `datasets:` and `tables:` sections in the catalogue's schema: entries
+for this suite only (registry/catalogues.py; relative paths resolve against the suite file's folder).
+
 Keys in `grid`, `when`, `set` and `exclude` are setting paths: model, method, method_args,
 method_args.<arg>, train_data, eval_data, dtype, train.<field>, eval.<field>, resources.<field>.
 A grid value that is a mapping sets several paths at once (with an optional display `label`).
@@ -41,8 +44,9 @@ from benchmark.errors import UserError, did_you_mean
 from benchmark.registry.spec import EvalConfig, Resources, TrainConfig
 from benchmark.registry.yamlio import check_keys, field_path, load_yaml, require
 
+CATALOGUE_KEYS = ("models", "datasets", "tables")  # the suite's own catalogue entries
 TOP_KEYS = {"name", "version", "description", "defaults", "grid", "overrides", "exclude", "allow_contaminated_train",
-            "embedded"}
+            "embedded", *CATALOGUE_KEYS}
 SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "resources": Resources}
 SCALAR_KEYS = {"model", "method", "method_args", "train_data", "eval_data", "dtype", "dev_data", "adapt"}
 MAX_TRIALS = 100_000  # a grid larger than this is almost surely a typo
@@ -69,6 +73,7 @@ class Suite:
     allow_contaminated_train: bool = False
     # `--embedded` rehearsal budget: `set` (settings applied after the caps) and `grid` (smaller axis values)
     embedded: dict = field(default_factory=dict)
+    catalogue: dict = field(default_factory=dict)  # its models: / datasets: / tables: sections, as written
 
 
 def _type_ok(value, hint) -> bool:
@@ -189,7 +194,8 @@ def parse_suite(file: Path) -> Suite:
         raise UserError(f"{file}: allow_contaminated_train: got {allow!r}; allowed: true or false")
     embedded = _parse_embedded(raw.get("embedded", {}) or {}, grid, file)
     return Suite(name=name, version=str(version), description=description, file=file, defaults=defaults,
-                 grid=grid, overrides=overrides, exclude=exclude, allow_contaminated_train=allow, embedded=embedded)
+                 grid=grid, overrides=overrides, exclude=exclude, allow_contaminated_train=allow, embedded=embedded,
+                 catalogue={key: raw[key] for key in CATALOGUE_KEYS if key in raw})
 
 
 def _list(value, file: Path, where: str, what: str) -> list:

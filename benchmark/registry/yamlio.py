@@ -26,6 +26,8 @@ def load_yaml(file: Path) -> dict:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UserError(f"{file}: {where}invalid YAML: {problem}") from None
+    if data is None:
+        raise UserError(f"{file}: top level: empty file; allowed: a mapping of keys")
     if not isinstance(data, dict):
         raise UserError(f"{file}: top level: got {type(data).__name__}; allowed: a mapping of keys")
     return data

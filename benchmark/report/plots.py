@@ -28,7 +28,8 @@ def plot_params(table: Table, path: Path) -> str | None:
     """Average score against trainable parameters (log x); None when no run row has both.
 
     The paper's rows that print a parameter count are drawn as hollow markers labelled "paper";
-    baselines and the chance level as horizontal lines. Neither is ever drawn as a run.
+    baselines, the chance level and runs that trained nothing (zero-shot) as horizontal lines. Neither of the first
+    two is ever drawn as a run.
     """
     points = [row for row in table.rows if row.average is not None and row.trainable_params]
     if not points:
@@ -52,6 +53,9 @@ def plot_params(table: Table, path: Path) -> str | None:
         for i, row in enumerate(sorted(paper, key=lambda r: r.trainable_params)):  # neighbours: above, below
             axes.annotate(_short(row.label), (row.trainable_params, row.average), textcoords="offset points",
                           xytext=(5, 4 if i % 2 else -10), fontsize=7, color="dimgrey")
+    for row in table.rows:  # a run that trained nothing (zero-shot) has no place on a log axis: a line, as baselines
+        if row.trainable_params == 0 and row.average is not None:
+            axes.axhline(row.average, linestyle="-.", color="grey", linewidth=1, label=f"{row.label} (nothing trained)")
     for reference in table.reference:
         if reference.kind in ("baseline", "chance") and reference.average is not None:
             axes.axhline(reference.average, linestyle="--" if reference.kind == "chance" else ":", color="grey",

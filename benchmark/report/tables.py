@@ -55,6 +55,8 @@ def format_params(trainable: int | None, total: int | None) -> str:
     if trainable is None:
         return UNKNOWN
     text = human_count(trainable)
+    if trainable == 0:  # zero-shot (method none): nothing trained
+        return f"{text} (0%)"
     if total:
         pct = 100.0 * trainable / total
         text += f" ({pct:.2f}%)" if pct >= 0.01 else f" ({pct:.1e}%)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 class ShellWord(str):
@@ -26,6 +27,10 @@ class RunOptions:
     max_concurrent: int | None = None  # run only
     max_failures: int | None = None  # run only; None: the command's default
     retry_failed: bool = False  # run only
+    save_adapters: bool = True  # False: --no-save-adapters (not part of a trial's identity)
+    # The user's catalogue files (--catalogue and $PEFT_BENCH_CATALOGUE's), as the launched process finds them:
+    # passed as --catalogue, so it plans against the catalogue the submitting command planned against.
+    catalogues: list[str] = field(default_factory=list)
 
 
 def _common(opts: RunOptions) -> list[str]:
@@ -36,6 +41,10 @@ def _common(opts: RunOptions) -> list[str]:
         argv += ["--filter", text]
     if opts.embedded:
         argv.append("--embedded")
+    if not opts.save_adapters:
+        argv.append("--no-save-adapters")
+    for file in opts.catalogues:
+        argv += ["--catalogue", file]
     return argv
 
 
@@ -57,6 +66,13 @@ def run_argv(opts: RunOptions, program: list[str]) -> list[str]:
 def run_trial_argv(opts: RunOptions, trial_id: str, program: list[str]) -> list[str]:
     """`program run-trial SUITE TRIAL_ID ...`: one trial, in the calling process (the run-only options do not apply)."""
     return [*program, "run-trial", opts.suite, trial_id, *_common(opts)]
+
+
+def job_path(file: str, working_dir: Path) -> str:
+    """A catalogue file as a Ray Job sees it: inside the shipped working directory, relative to it (the job runs in
+    a copy of it, where the entries' relative paths resolve too); else its absolute path (shared storage)."""
+    path = Path(file).resolve()
+    return path.relative_to(working_dir).as_posix() if path.is_relative_to(working_dir) else str(path)
 
 
 def shell_line(argv: list[str]) -> str:

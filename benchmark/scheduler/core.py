@@ -82,15 +82,26 @@ def cap_threads(spec: TrialSpec) -> None:
     torch.set_num_threads(max(1, int(spec.resources.cpus)))
 
 
-def run_and_store(spec: TrialSpec, data_root: str, results_root: str, trial_fn: TrialFn | None = None) -> TrialResult:
-    """Run one trial in this process and store it: what every backend's worker does for each trial."""
+def run_and_store(spec: TrialSpec, data_root: str, results_root: str, trial_fn: TrialFn | None = None,
+                  save_adapters: bool = True) -> TrialResult:
+    """Run one trial in this process and store it: what every backend's worker does for each trial.
+    save_adapters: keep what the trial trained beside its result (not part of its identity)."""
+    import shutil
+
     from benchmark.store import Store
 
     cap_threads(spec)
     if trial_fn is None:
-        from benchmark.runner import run_trial as trial_fn
+        from benchmark.runner import run_trial
+
+        def trial_fn(spec, data_root):
+            return run_trial(spec, data_root, save_adapter=save_adapters)
     result = trial_fn(spec, data_root)
-    Store.for_worker(results_root).write(result)  # one Store per process: a long-lived worker's files roll up
+    try:
+        Store.for_worker(results_root).write(result)  # one Store per process: a long-lived worker's files roll up
+    finally:
+        if result.adapter_dir is not None:  # the runner's local staging folder, published (or not) by now
+            shutil.rmtree(result.adapter_dir, ignore_errors=True)
     return result
 
 

@@ -65,6 +65,7 @@ class SlurmOptions:
     max_concurrent: int | None = None  # Ray: trials at once; array: the `%` throttle
     max_failures: int = 2  # Ray: retries of a trial whose worker dies; array: of a task killed by a signal
     retry_failed: bool = False
+    catalogues: list[str] = field(default_factory=list)  # the user's catalogue files (absolute), as --catalogue
 
 
 def count(option: str, value, least: int = 1) -> int:
@@ -107,6 +108,9 @@ def validated(opts: SlurmOptions) -> SlurmOptions:
     for text in opts.filters:
         if "\n" in text or "\0" in text:
             raise UserError(f"--filter {text!r}: allowed: key=value on one line")
+    for file in opts.catalogues:
+        if "\n" in file or "\0" in file:
+            raise UserError(f"--catalogue {file!r}: allowed: a path on one line")
     venv = None
     if opts.venv is not None:
         venv = str(Path(opts.venv).expanduser().resolve())
@@ -130,7 +134,7 @@ def run_options(opts: SlurmOptions) -> RunOptions:
     """What the script's `peft-bench run` / `run-trial` lines carry over from the options."""
     return RunOptions(suite=opts.suite, results=opts.results, filters=opts.filters, embedded=opts.embedded,
                       data_dir=opts.data_dir, max_concurrent=opts.max_concurrent, max_failures=opts.max_failures,
-                      retry_failed=opts.retry_failed)
+                      retry_failed=opts.retry_failed, catalogues=list(opts.catalogues))
 
 
 def common_sbatch(opts: SlurmOptions) -> list[str]:

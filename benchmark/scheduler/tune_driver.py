@@ -51,12 +51,12 @@ def placement_for(config: dict):
     return PlacementGroupFactory([bundle])
 
 
-def make_trainable(trial_fn: TrialFn | None, data_root: str, results_root: str):
+def make_trainable(trial_fn: TrialFn | None, data_root: str, results_root: str, save_adapters: bool = True):
     """The function Tune runs in a worker: rebuild the spec, run it, store it, report a summary."""
 
     def run_one_trial(config: dict) -> None:
         spec = TrialSpec.from_dict(config["spec"])
-        result = run_and_store(spec, data_root, results_root, trial_fn)
+        result = run_and_store(spec, data_root, results_root, trial_fn, save_adapters)
         values = [m.value for m in result.metrics if m.value is not None]
         tune.report({
             "status": result.status,
@@ -172,7 +172,7 @@ def check_fits(specs: list[TrialSpec]) -> None:
 def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address: str | None = None,
               max_concurrent: int | None = None, max_failures: int = 0, trial_fn: TrialFn | None = None,
               storage_path: str | None = None, progress: bool = True,
-              ray_init_kwargs: dict | None = None, retry_failed: bool = False) -> RunSummary:
+              ray_init_kwargs: dict | None = None, retry_failed: bool = False, save_adapters: bool = True) -> RunSummary:
     """Run every spec not yet stored as ok (retry_failed: only those stored as failed) on Ray; return what
     happened. See the module docstring."""
     from benchmark.store import Store
@@ -192,7 +192,7 @@ def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address
         check_fits(pending)
         # Absolute paths: Tune runs each trial with its trial folder as the working directory.
         outcomes = _fit(pending, str(Path(data_root).resolve()), results_root, max_concurrent,
-                        max_failures, trial_fn, storage_path, progress, started)
+                        max_failures, trial_fn, storage_path, progress, started, save_adapters)
     finally:
         if we_started:
             import ray
@@ -205,9 +205,10 @@ def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address
     return summary
 
 
-def _fit(pending, data_root, results_root, max_concurrent, max_failures, trial_fn, storage_path, progress, started):
+def _fit(pending, data_root, results_root, max_concurrent, max_failures, trial_fn, storage_path, progress, started,
+         save_adapters=True):
     """Run the Tune experiment; return trial_id -> what its worker reported, or why it reported nothing."""
-    trainable = tune.with_resources(make_trainable(trial_fn, data_root, results_root), placement_for)
+    trainable = tune.with_resources(make_trainable(trial_fn, data_root, results_root, save_adapters), placement_for)
     storage = storage_path or (f"{results_root.rstrip('/')}/.ray" if "://" in results_root
                                else str(Path(results_root) / ".ray"))
     suites = sorted({spec.suite for spec in pending})

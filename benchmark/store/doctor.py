@@ -22,6 +22,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from benchmark.errors import UserError
+from benchmark.store import adapters
 from benchmark.store import fs as sfs
 from benchmark.store.reader import _castable
 from benchmark.store.schema import PREDICTION_SCHEMA, REQUIRED_COLUMNS, SCHEMA_VERSION, TRIAL_SCHEMA
@@ -96,6 +97,7 @@ def diagnose(root) -> list[Finding]:
     infos = loc.fs.get_file_info(pafs.FileSelector(loc.base, recursive=True, allow_not_found=True))
     findings: list[Finding] = []
     attempts: dict[tuple[str, str], set[str]] = {}  # (suite folder, trial id) -> {"ok", "failed"}
+    adapter_folders: set[str] = set()  # <suite>/adapters/<trial_id>: checked whole against their manifests below
     now = time.time()
     for info in sorted(infos, key=lambda i: i.path):
         if info.type != pafs.FileType.File:
@@ -103,7 +105,10 @@ def diagnose(root) -> list[Finding]:
         parts = info.path[len(loc.base):].strip("/").split("/")
         if parts[0].startswith("."):
             continue  # Ray's .ray experiment folder and other dot folders are not the store's
-        if sfs.TMP_MARK in info.base_name:
+        if len(parts) >= 4 and parts[1] == "adapters" and sfs.TMP_MARK not in parts[2]:
+            adapter_folders.add(loc.join(*parts[:3]))
+            continue
+        if any(sfs.TMP_MARK in part for part in parts):  # a file, or a file in an adapter folder being published
             age = now - info.mtime.timestamp() if info.mtime else None
             when = f"{age / 60:.0f} min old" if age is not None else "age unknown"
             findings.append(Finding("tmp", info.path, f"temporary file of an interrupted write ({when}; a recent one "
@@ -112,19 +117,27 @@ def diagnose(root) -> list[Finding]:
         if not info.base_name.endswith(".parquet"):
             continue
         # parts: <suite>/trials/<file>, <suite>/batches/<file>, <suite>/consolidated.parquet,
-        # <suite>/predictions/<trial>/<file>; anything else is not read by the store at all.
-        if len(parts) == 3 and parts[1] in ("trials", "batches") or len(parts) == 2 and parts[1] == "consolidated.parquet":
+        # <suite>/predictions/<trial>/<file>, <suite>/evals/<trial>/<record>.parquet and its
+        # <record>/predictions.parquet; anything else is not read by the store at all.
+        if (len(parts) == 3 and parts[1] in ("trials", "batches") or len(parts) == 2 and parts[1] == "consolidated.parquet"
+                or len(parts) == 4 and parts[1] == "evals"):
             found = _trial_file(loc, info.path)
             if found and found.kind == "old-schema" and parts[1] == "consolidated.parquet":
                 found = None  # it copies the old rows of the files it covers; those files are listed already
             if parts[1] == "trials" and (name := _TRIAL_NAME.match(parts[2])) and (found is None or not found.problem):
                 attempts.setdefault((parts[0], name["id"]), set()).add("failed" if name["failed"] else "ok")
-        elif len(parts) == 4 and parts[1] == "predictions":
+        elif len(parts) == 4 and parts[1] == "predictions" or len(parts) == 5 and parts[1] == "evals":
             found = _prediction_file(loc, info.path)
         else:
             found = Finding("foreign", info.path, "a Parquet file outside the store layout; the reader ignores it")
         if found:
             findings.append(found)
+    for folder in sorted(adapter_folders):
+        try:
+            adapters.check(loc, folder)
+        except UserError as exc:
+            detail = str(exc).removeprefix(f"adapter folder {folder}: ")
+            findings.append(Finding("unreadable", folder, f"{detail}; `peft-bench eval` refuses it"))
     for (folder, trial_id), kinds in sorted(attempts.items()):
         if kinds == {"ok", "failed"}:
             findings.append(Finding("ok-and-failed", loc.join(folder, "trials", f"{trial_id}.*"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: `split` (dev | test; null in version-1 files means test)
+SCHEMA_VERSION = 3  # 2: `split` (dev | test; null in version-1 files means test); 3: `adapter_bytes`, `source`
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -55,6 +55,10 @@ TRIAL_SCHEMA = pa.schema([
     pa.field("spec", pa.string()),  # JSON of TrialSpec.to_dict(), enough to re-create the trial
     pa.field("started_at", _TIMESTAMP),
     pa.field("finished_at", _TIMESTAMP),
+    pa.field("adapter_bytes", pa.int64()),  # the size of adapters/<trial_id>/ (what trained); null: none kept
+    # null: the trial's own run; eval: `peft-bench eval` of its kept adapter; rescore: `peft-bench rescore` of its
+    # stored outputs. Rows of eval and rescore live under evals/ (benchmark/store/evals.py), never under trials/.
+    pa.field("source", pa.string()),
 ], metadata={"peft_bench.schema_version": str(SCHEMA_VERSION)})
 
 # Columns without which a Parquet file is not one of ours (the reader skips it with a warning).

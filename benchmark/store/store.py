@@ -8,6 +8,9 @@ Layout (a suite "llm_adapters/math" is the folder "llm_adapters__math"):
                                                          Store wrote, naming them (size, mtime) as covered
     consolidated.parquet                                 compact(): every trial above in one file
     predictions/<trial_id>/<eval_data>.parquet           per-example predictions of the ok trial
+    adapters/<trial_id>/                                 what the ok trial trained (adapters.py; published
+                                                         before its trial file, never rewritten)
+    evals/<trial_id>/...                                 rows of `peft-bench eval` / `rescore` (evals.py)
 
 Concurrency: every file is published atomically (fs.write_atomic). Writers never overwrite each
 other's information: a failed attempt gets a unique name, so it can never erase an ok result or an
@@ -35,6 +38,7 @@ import json
 import logging
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -42,6 +46,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from benchmark.result import TrialResult
+from benchmark.store import adapters, evals
 from benchmark.store import fs as sfs
 from benchmark.store.reader import SOURCE, read_tables, to_frame
 from benchmark.store.resolve import NEEDED, resolve
@@ -91,6 +96,9 @@ class Store:
         return (f"{self.suite_dir(suite)}/predictions/{safe_name(trial_id, 'trial_id')}/"
                 f"{safe_name(eval_data, 'eval_data')}.parquet")
 
+    def adapter_path(self, suite: str, trial_id: str) -> str:
+        return f"{self.suite_dir(suite)}/adapters/{safe_name(trial_id, 'trial_id')}"
+
     def _suite_folders(self) -> list[str]:
         # Dot folders (Ray's .ray experiment folder) are not suites.
         return [name for name in sfs.list_dirs(self.loc, self.loc.base) if not name.startswith(".")
@@ -102,7 +110,7 @@ class Store:
 
     # -- writing -----------------------------------------------------------------------------
     def write(self, result: TrialResult) -> str:
-        """Store one trial: predictions first, then the trial file (whose presence means done)."""
+        """Store one trial: predictions and kept adapter first, then the trial file (whose presence means done)."""
         table = trial_table(result)  # validates before anything touches the storage
         suite = result.spec.suite
         if result.status != "ok":
@@ -112,6 +120,8 @@ class Store:
             for eval_data, rows in result.predictions.items():
                 sfs.write_atomic(self.loc, predictions_table(rows),
                                  self.predictions_path(suite, result.trial_id, eval_data))
+            if result.adapter_dir is not None:
+                adapters.publish(self.loc, Path(result.adapter_dir), self.adapter_path(suite, result.trial_id))
             path = self.trial_path(suite, result.trial_id)
         sfs.write_atomic(self.loc, table, path, small=True)
         self._remember(self.suite_dir(suite), path, table)
@@ -152,6 +162,8 @@ class Store:
                     for eval_data, rows in result.predictions.items():
                         sfs.write_atomic(self.loc, predictions_table(rows),
                                          self.predictions_path(suite, result.trial_id, eval_data))
+                    if result.adapter_dir is not None:
+                        adapters.publish(self.loc, Path(result.adapter_dir), self.adapter_path(suite, result.trial_id))
             table = trials_table(list(chosen.values()))
             path = f"{self.suite_dir(suite)}/batches/{_stamp()}-{uuid.uuid4().hex}.parquet"
             paths.append(sfs.write_atomic(self.loc, table, path))
@@ -259,6 +271,35 @@ class Store:
         if not sfs.exists(self.loc, path):
             raise FileNotFoundError(f"no predictions for trial {trial_id} on {eval_data} in suite {suite} ({path})")
         return to_frame(pq.read_table(path, filesystem=self.loc.fs))
+
+    # -- kept adapters, eval and rescore rows ----------------------------------------------------
+    def has_adapter(self, suite: str, trial_id: str) -> bool:
+        """Whether the trial kept an adapter folder, checked whole: a UserError naming the folder and the file when
+        it is damaged. Reads the manifest and lists the files only."""
+        folder = self.adapter_path(suite, trial_id)
+        if not adapters.exists(self.loc, folder):
+            return False
+        adapters.check(self.loc, folder)
+        return True
+
+    def fetch_adapter(self, suite: str, trial_id: str) -> Path:
+        """A local folder with the trial's kept adapter (checked again): the folder itself on a local store, a
+        temporary download on an object store (the caller removes it: `not store.loc.local`)."""
+        return adapters.fetch(self.loc, self.adapter_path(suite, trial_id))
+
+    def eval_stored(self, suite: str, trial_id: str, source: str, protocol: str, eval_data: str) -> bool:
+        return evals.stored(self.loc, self.suite_dir(suite), trial_id, evals.key(source, protocol, eval_data))
+
+    def write_eval(self, result: TrialResult, source: str, protocol: str) -> list[str]:
+        """Store `result`'s metrics and predictions as eval / rescore rows of its trial (evals.py)."""
+        return evals.write(self.loc, self.suite_dir(result.spec.suite), result, source, protocol)
+
+    def read_evals(self, suites: list[str] | None = None) -> pd.DataFrame:
+        """Every eval and rescore row of `suites` (all when None); read() never includes them."""
+        return evals.read(self.loc, self._folders(suites))
+
+    def read_eval_predictions(self, suite: str, trial_id: str, source: str, protocol: str, eval_data: str) -> pd.DataFrame:
+        return evals.read_predictions(self.loc, self.suite_dir(suite), trial_id, evals.key(source, protocol, eval_data))
 
     def suites(self) -> list[str]:
         """Suite names with stored trials, as the trial files spell them."""

@@ -42,6 +42,8 @@ def git_state() -> tuple[str | None, bool | None]:
     def git(*args: str) -> str:
         return subprocess.run(["git", "--no-optional-locks", *args], cwd=REPO_ROOT, capture_output=True,
                               text=True, check=True, timeout=30).stdout
+    if not (REPO_ROOT / ".git").exists():  # an installed wheel: a repository around site-packages is not ours
+        return None, None
     try:
         sha = git("rev-parse", "HEAD").strip()
         dirty = bool(git("status", "--porcelain").strip())
@@ -126,6 +128,8 @@ def trial_rows(result: TrialResult) -> list[dict]:
         "spec": _json(spec_dict),
         "started_at": _timestamp(result.started_at, "started_at"),
         "finished_at": _timestamp(result.finished_at, "finished_at"),
+        "adapter_bytes": result.adapter_bytes,
+        "source": None,
     }
     if not result.metrics:
         return [{**common, "eval_data": None, "eval_family": None, "decoding": None,

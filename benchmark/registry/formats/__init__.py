@@ -45,6 +45,7 @@ class Format(Protocol):
     splits: tuple[str, ...] | None
     default_split: dict[str, str]  # role (train | dev | eval) -> the split read when the entry names none
     task_families: tuple[str, ...]  # the catalogue task families whose records this format holds
+    local: bool  # path names files on disk (a user catalogue's relative path resolves against its file)
 
     def load(self, source: Source) -> list: ...
 

@@ -38,6 +38,7 @@ def load_file(path: Path) -> list[ClassificationExample]:
 class DaptJsonl:
     name = "dapt-jsonl"
     splits = SPLITS
+    local = True  # path names files on disk
     default_split = {"train": "train", "dev": "dev", "eval": "test"}  # DAPT reports its test split
     task_families = ("classification",)
 

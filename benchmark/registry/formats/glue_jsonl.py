@@ -85,6 +85,7 @@ def load_file(path: Path) -> list[ClassificationExample]:
 class GlueJsonl:
     name = "glue-jsonl"
     splits = SPLITS
+    local = True  # path names files on disk
     # GLUE hides its test labels, so its dev set ("validation") is the papers' test set; the GLUE papers select
     # on the same dev set they report (UniPELT's low-resource protocol instead samples its dev set from train,
     # which the training stage does). MNLI's entries name validation_matched with `split:`.

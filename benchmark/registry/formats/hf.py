@@ -37,6 +37,7 @@ def _rows(source: Source, location: str, config: str):
 class HuggingFace:
     name = "hf"
     splits = None  # the dataset defines its own split names
+    local = False  # path is a hub id[:config] (or a saved dataset's folder), not a file to read
     default_split = {"train": "train", "dev": "validation", "eval": "validation"}
     task_families = ("math", "commonsense", "classification", "qa")
 

@@ -78,6 +78,7 @@ def load_file(path: Path, dataset: str, source_note: str = "", need_answer: bool
 class LlmAdapters:
     name = "llm-adapters"
     splits = ()  # one JSON file per dataset
+    local = True  # path names files on disk
     default_split: dict[str, str] = {}
     task_families = ("math", "commonsense")
 

@@ -75,6 +75,7 @@ def load_file(path: Path) -> list[SquadExample]:
 class SquadV1:
     name = "squad-v1"
     splits = tuple(SPLIT_FILES)
+    local = True  # path names files on disk
     default_split = {"train": "train", "dev": "dev", "eval": "dev"}  # SQuAD's papers report the dev file
     task_families = ("qa",)
 

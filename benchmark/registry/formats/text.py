@@ -57,6 +57,7 @@ def load_file(path: Path) -> list[str]:
 class Text:
     name = "text"
     splits = ()  # one file of documents
+    local = True  # path names files on disk
     default_split: dict[str, str] = {}
     task_families = ("corpus",)  # unlabelled: feeds masked-LM stages, never a task
 
