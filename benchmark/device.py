@@ -126,3 +126,18 @@ def peak_memory_bytes(device: str) -> int:
     if device.startswith("cuda"):
         return int(torch.cuda.max_memory_allocated())
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def release_memory() -> None:
+    """Give the heap memory freed by a finished trial back to the OS. A reused Ray worker runs each trial in a
+    new thread, and glibc keeps a malloc arena per thread whose freed pages it does not return on its own:
+    measured on smollm2-135m, a worker's resident memory grew by ~1.5 GB a trial until Ray killed it for
+    memory. malloc_trim releases the free pages of every arena; elsewhere than glibc this is only a gc."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing more to do
+        pass

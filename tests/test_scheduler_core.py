@@ -98,3 +98,26 @@ def test_the_ray_job_entrypoint_is_the_same_run_line():
     entry = jobs.entrypoint(EVERYTHING)
     assert shlex.split(entry)[:3] == ["python", "-m", "benchmark"]
     assert shlex.split(entry)[3:] == shlex.split(shell_line(run_argv(EVERYTHING, [])))
+
+
+def test_a_run_that_tune_cuts_short_keeps_what_was_stored_and_records_the_rest(tmp_path, monkeypatch):
+    """Ray can kill a worker while it starts (memory) and Tune then raises out of fit(): the trials the workers
+    stored stand, every other pending trial gets a failed row saying why, and a rerun picks those up."""
+    from benchmark.scheduler import tune_driver
+
+    specs = make_specs("cut-short", 3)
+    store = Store(tmp_path)
+
+    def fit_then_die(pending, *args, **kwargs):
+        store.write(stored(pending[0], "ok"))  # the first trial's worker stored its result
+        raise RuntimeError("Caught unexpected exception: 1 worker(s) were killed due to the node running low on memory")
+
+    monkeypatch.setattr(tune_driver, "ensure_ray", lambda address, kwargs: False)
+    monkeypatch.setattr(tune_driver, "check_fits", lambda pending: None)
+    monkeypatch.setattr(tune_driver, "_fit", fit_then_die)
+    summary = tune_driver.run_specs(specs, str(tmp_path / "data"), str(tmp_path), progress=False)
+    assert summary.ok == 1 and len(summary.failed) == 2
+    assert all("cut short" in why and "running low on memory" in why for _, why in summary.failed)
+    assert store.statuses("cut-short") == {specs[0].trial_id: "ok", specs[1].trial_id: "failed",
+                                           specs[2].trial_id: "failed"}
+    assert core.pending_specs(store, specs) == specs[1:]

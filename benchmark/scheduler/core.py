@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from benchmark.device import release_memory
 from benchmark.errors import UserError, did_you_mean, first_line
 from benchmark.registry.spec import TrialSpec
 from benchmark.result import TrialResult
@@ -102,6 +103,7 @@ def run_and_store(spec: TrialSpec, data_root: str, results_root: str, trial_fn: 
     finally:
         if result.adapter_dir is not None:  # the runner's local staging folder, published (or not) by now
             shutil.rmtree(result.adapter_dir, ignore_errors=True)
+        release_memory()  # a long-lived worker runs many trials: what this one freed goes back to the OS
     return result
 
 

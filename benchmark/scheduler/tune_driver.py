@@ -11,6 +11,7 @@ importable on every node (Ray Jobs' `working_dir` or an install).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -191,8 +192,15 @@ def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address
     try:
         check_fits(pending)
         # Absolute paths: Tune runs each trial with its trial folder as the working directory.
-        outcomes = _fit(pending, str(Path(data_root).resolve()), results_root, max_concurrent,
-                        max_failures, trial_fn, storage_path, progress, started, save_adapters)
+        try:
+            outcomes = _fit(pending, str(Path(data_root).resolve()), results_root, max_concurrent,
+                            max_failures, trial_fn, storage_path, progress, started, save_adapters)
+        except Exception as exc:  # Tune itself gave up (e.g. Ray killed a starting worker for memory): what the
+            # workers stored stands; every other trial gets a failed row saying why, and a rerun retries it.
+            why = first_line(describe_error(exc))
+            logging.getLogger(__name__).error("Ray Tune stopped the run: %s", why)
+            outcomes = {spec.trial_id: Outcome(None, f"the run was cut short before this trial reported: {why}")
+                        for spec in pending}
     finally:
         if we_started:
             import ray
