@@ -22,6 +22,7 @@ from benchmark.registry.spec import Resources
 from benchmark.scheduler.slurm import SlurmOptions, validated
 from benchmark.scheduler.slurm_array import build_array_script, render_array
 from tests.test_resume import ok_sets_per_trial, write_suite
+from tests.test_slurm import bash_n, sbatch_lines
 
 SUITE = "smoke"  # embedded default suite: 12 trials, planned without any download
 VENV_BIN = str(Path(sys.executable).parent)
@@ -30,17 +31,6 @@ VENV_BIN = str(Path(sys.executable).parent)
 def array_script(tmp_path, **kw) -> str:
     built = build_array_script(SlurmOptions(**{"suite": SUITE, "results": str(tmp_path / "res"), **kw}))
     return built.text
-
-
-def bash_n(text: str, tmp_path) -> None:
-    path = tmp_path / "job.sh"
-    path.write_text(text)
-    done = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-
-
-def sbatch_lines(text: str) -> list[str]:
-    return [line.removeprefix("#SBATCH ") for line in text.splitlines() if line.startswith("#SBATCH ")]
 
 
 def embedded_ids(text: str) -> list[str]:
