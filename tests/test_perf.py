@@ -113,8 +113,9 @@ def test_perf_command_line():
     chosen = settings.pick(args.quick, args.model)
     assert chosen.model == "tiny-bloom" and chosen.max_new_tokens == 256 and chosen.num_beams == 4
     assert chosen.eval_prompts == settings.QUICK.eval_prompts
-    real = settings.pick(True, "llama-7b")  # real weights: fewer prompts, shorter, fewer steps; 4 beams
-    assert (real.model, real.eval_prompts, real.max_new_tokens, real.num_beams) == ("llama-7b", 8, 64, 4)
+    real = settings.pick(True, "llama-7b")  # real weights: fewer prompts, the reference shorter, fewer steps; 4 beams
+    assert (real.model, real.eval_prompts, real.max_new_tokens, real.reference_max_new_tokens, real.num_beams) == (
+        "llama-7b", 8, 256, 64, 4)
     assert settings.pick(False, "llama-7b").eval_prompts == settings.FULL.eval_prompts
 
 
@@ -195,3 +196,20 @@ def test_device_perf_records_a_loop_that_goes_non_finite_and_measures_the_rest(t
     text = report.device_markdown({"settings": {"device": "cpu", "dtype": "float32", "train_steps": 2},
                                    "machine": {"torch": "t", "transformers": "t"}, "train": figures})
     assert "| 8/4 | reference | - | failed: non-finite loss at step 1" in text and "| 8/4 | packed |" in text
+
+
+def test_reference_at_a_shorter_length_times_ours_at_both():
+    """Real weights: the reference at reference_max_new_tokens, ours at that and the peer's (protocol) length."""
+    from benchmark.perf import evaluation
+
+    s = replace(settings.TINY, parts=("eval",), max_new_tokens=6, reference_max_new_tokens=3)
+    e = evaluation.measure(s)
+    assert e["max_new_tokens"] == 3 and e["max_new_tokens_seen"] <= 3 and e["outputs_identical"] is True
+    peer = e["peer"]
+    assert peer["max_new_tokens"] == 6 and "peer_differs_from_reference" not in peer
+    assert 0 <= peer["peer_differs_from_ours"] <= s.eval_prompts
+    assert peer["speedup_vs_peer"] == pytest.approx(peer["seconds"] / peer["ours_s"])
+    lines, notes = report._eval_part({"eval": e}, {})
+    assert "max_new_tokens 6" in lines[1] and "differ from ours" in notes[0]
+    with pytest.raises(ValueError, match="perf.reference_max_new_tokens: got 7"):
+        replace(settings.TINY, max_new_tokens=6, reference_max_new_tokens=7)

@@ -215,7 +215,7 @@ def _embedded_report(tmp_path):
 
 def test_embedded_run_shows_published_numbers_apart_for_orientation_only(tmp_path):
     index, html = _embedded_report(tmp_path)
-    assert "Published numbers, for orientation only (not comparable: tiny model, synthetic data)" in html
+    assert "Published numbers, for orientation only (not comparable: another model or synthetic data)" in html
     run = _row(html, "tiny-llama / lora (r=8)")
     assert "paper" not in run and "delta" not in run  # no difference against a tiny model on synthetic data
     block = html[html.index('<table class="orientation">'):]

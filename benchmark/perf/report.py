@@ -50,16 +50,22 @@ def _eval_part(fig: dict, met: dict) -> tuple[list[str], list[str]]:
         f"{_f(e['reference_examples_per_s'])} ({_f(e['reference_s'])} s) | {_f(e['ours_examples_per_s'])} "
         f"({_f(e['ours_s'])} s) | {_f(e['speedup'], 1)}x | >= 20x, {_verdict(met, 'eval.speedup')} |",
         f"| evaluation vs the peer path (transformers' batched generate: KV cache, left padding, attention mask; "
-        f"batch {peer['batch_size']}) | {_f(peer['examples_per_s'])} ({_f(peer['seconds'])} s) | "
-        f"{_f(e['ours_examples_per_s'])} ({_f(e['ours_s'])} s) | {_f(peer['speedup_vs_peer'], 1)}x | "
+        f"batch {peer['batch_size']}, max_new_tokens {peer.get('max_new_tokens', e['max_new_tokens'])}) | "
+        f"{_f(peer['examples_per_s'])} ({_f(peer['seconds'])} s) | "
+        f"{_f(peer.get('ours_examples_per_s', e['ours_examples_per_s']))} ({_f(peer.get('ours_s', e['ours_s']))} s) | "
+        f"{_f(peer['speedup_vs_peer'], 1)}x | "
         f">= 2x, {_verdict(met, 'eval.speedup_vs_peer')} |",
     ]
     notes = [
         f"Evaluation outputs identical token for token (fp32): **{e['outputs_identical']}** "
         f"({e['mismatches']} of {e['n']} differ); mean prompt {_f(e['mean_prompt_tokens'], 1)} tokens, "
         f"mean continuation {_f(e['mean_new_tokens'], 1)} tokens, longest {e['max_new_tokens_seen']}. "
-        f"The peer path is {_f(peer['speedup_vs_reference'], 1)}x the reference; "
-        f"{peer['peer_differs_from_reference']} of its {e['n']} outputs differ from the reference's.",
+        + (f"The peer path is {_f(peer['speedup_vs_reference'], 1)}x the reference; "
+           f"{peer['peer_differs_from_reference']} of its {e['n']} outputs differ from the reference's."
+           if "peer_differs_from_reference" in peer else
+           f"At the peer's max_new_tokens {peer['max_new_tokens']} (the reference timed at {e['max_new_tokens']}): "
+           f"mean continuation {_f(peer['mean_new_tokens'], 1)} tokens; {peer['peer_differs_from_ours']} of the "
+           f"peer's {e['n']} outputs differ from ours."),
         "",
     ]
     return rows, notes

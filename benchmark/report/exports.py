@@ -12,7 +12,7 @@ import pandas as pd
 from benchmark.report.cells import Row, Table
 
 ROW_COLUMN, SOURCES_COLUMN = "Row", "Sources"
-ORIENTATION_HEADING = "Published numbers, for orientation only (not comparable: tiny model, synthetic data)"
+ORIENTATION_HEADING = "Published numbers, for orientation only (not comparable: another model or synthetic data)"
 
 
 def _row_sources(table: Table, row: Row) -> str:

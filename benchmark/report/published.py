@@ -42,9 +42,10 @@ from benchmark.baselines import BaselineRow, BaselineTable
 from benchmark.registry import catalogue
 from benchmark.report.cells import NOT_PUBLISHED, Cell, PaperNote, Row, Table
 
-ORIENTATION_NOTE = ("An embedded rehearsal: this run's tiny model was evaluated on synthetic twins of these datasets "
-                    "(emb-X stands in for X). The published numbers, real models on real data, are shown apart for "
-                    "orientation only, with no differences.")
+ORIENTATION_NOTE = ("A rehearsal: this run's model is not the paper's (a tiny model, or real weights the paper did not "
+                    "use) or its data are synthetic twins of these datasets (emb-X stands in for X). The published "
+                    "numbers, the paper's models on real data, are shown apart for orientation only, with no "
+                    "differences.")
 COMPARE_NOTE = ("Under each run value: the paper's number for the same model, method and dataset, and the "
                 "difference (this run - paper). Runs meet published rows by model alias and method name; the "
                 "paper's hyper-parameters may differ. The paper's average is its printed one when all of a row's "
