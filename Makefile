@@ -58,8 +58,8 @@ lint: venv
 define run_study
 	@failed=""; \
 	for suite in $(1); do \
-	  echo "$(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded )--results $(RESULTS)"; \
-	  $(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded) --results $(RESULTS) || failed="$$failed $$suite"; \
+	  echo "$(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded )$(if $(CO_TRAIN),--co-train $(CO_TRAIN) )--results $(RESULTS)"; \
+	  $(BIN)/peft-bench run $$suite $(if $(EMBEDDED),--embedded) $(if $(CO_TRAIN),--co-train $(CO_TRAIN)) --results $(RESULTS) || failed="$$failed $$suite"; \
 	done; \
 	echo "$(BIN)/peft-bench report $(1) $(if $(EMBEDDED),--embedded )--results $(RESULTS) --out $(REPORTS) --name $(2)$(if $(EMBEDDED),-embedded)"; \
 	$(BIN)/peft-bench report $(1) $(if $(EMBEDDED),--embedded) --results $(RESULTS) --out $(REPORTS) --name $(2)$(if $(EMBEDDED),-embedded) || failed="$$failed report"; \
@@ -67,7 +67,8 @@ define run_study
 endef
 
 # The LLM-Adapters study: the math and commonsense tables, the placement and hyper-parameter
-# ablations, then one report over all four (EMBEDDED=1 rehearses it on the embedded twins).
+# ablations, then one report over all four (EMBEDDED=1 rehearses it on the embedded twins; CO_TRAIN=off|K sets
+# `run --co-train`: by default trials that share a base train together in groups of up to 8).
 # A failed run does not stop the others; the target still fails at the end if any run did.
 LLM_ADAPTERS_SUITES := llm_adapters/math llm_adapters/commonsense llm_adapters/placement llm_adapters/hparams
 

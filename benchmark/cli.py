@@ -67,57 +67,15 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from benchmark.paths import data_dir
-    from benchmark.planner import plan
-    from benchmark.scheduler import run_specs
-    from benchmark.scheduler.tune_driver import check_address
-    from benchmark.store.fs import locate
+    from benchmark.scheduler.run_command import run
 
-    suite, trials = plan(args.suite, args.filter, embedded=args.embedded)  # every check before Ray starts
-    specs = [trial.spec for trial in trials]
-    locate(args.results)  # a bad --results URI or --address fails here, before Ray starts
-    if args.address is not None:
-        check_address(args.address)
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise UserError(f"--max-concurrent {args.max_concurrent}: allowed: an integer >= 1 (trials running at once, cluster-wide)")
-    summary = run_specs(specs, data_root=str(data_dir(args.data_dir)), results_root=args.results,
-                        address=args.address, max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-                        retry_failed=args.retry_failed, save_adapters=not args.no_save_adapters)
-    skipped = "not failed" if args.retry_failed else "already stored"
-    print(f"{summary.ok} ok, {len(summary.failed)} failed, {summary.skipped} {skipped} "
-          f"({summary.seconds:.0f} s); results in {args.results}")
-    for trial_id, error in summary.failed:
-        print(f"FAILED {trial_id}: {error}")
-    if summary.failed:
-        print(f"rerun only these with: peft-bench run {args.suite} --retry-failed (same options)")
-    return 1 if summary.failed else 0
+    return run(args)
 
 
 def cmd_submit(args) -> int:
-    from benchmark.planner import plan
-    from benchmark.registry.catalogues import current
-    from benchmark.scheduler import jobs
-    from benchmark.scheduler.command import RunOptions, job_path
+    from benchmark.scheduler.jobs import submit_command
 
-    _, trials = plan(args.suite, args.filter, embedded=args.embedded)  # a typo fails here, not on the cluster
-    working_dir = Path(args.working_dir).resolve()
-    if not working_dir.is_dir():
-        raise UserError(f"--working-dir {args.working_dir!r}: not a directory; allowed: the folder to ship (default: .)")
-    entry = jobs.entrypoint(RunOptions(
-        suite=jobs.suite_argument(args.suite, working_dir), results=jobs.remote_path("--results", args.results),
-        filters=args.filter, embedded=args.embedded, data_dir=jobs.remote_path("--data-dir", args.data_dir),
-        max_concurrent=args.max_concurrent, max_failures=args.max_failures, retry_failed=args.retry_failed,
-        catalogues=[job_path(file, working_dir) for file in current().user_files]))
-    job_id = jobs.submit(args.address, entry, working_dir, args.env, args.driver_cpus, args.driver_gpus)
-    print(job_id)
-    print(f"submitted {len(trials)} trials as {job_id}; follow it with: peft-bench jobs logs {job_id} --address {args.address}",
-          file=sys.stderr)
-    if not args.wait:
-        return 0
-    state = jobs.wait(args.address, job_id)
-    sys.stdout.write(jobs.logs(args.address, job_id))
-    print(f"{job_id}: {state}")
-    return 0 if state == "SUCCEEDED" else 1
+    return submit_command(args)
 
 
 def cmd_jobs(args) -> int:
@@ -136,26 +94,9 @@ def cmd_jobs(args) -> int:
 
 
 def cmd_run_trial(args) -> int:
-    from benchmark.paths import data_dir
-    from benchmark.planner import plan
-    from benchmark.scheduler import core
-    from benchmark.store import Store
-    from benchmark.store.fs import locate
+    from benchmark.scheduler.run_trial_command import run_trial
 
-    _, trials = plan(args.suite, args.filter, embedded=args.embedded)  # every check, as `run` does
-    spec = core.find_trial([trial.spec for trial in trials], args.trial_id, args.suite)
-    locate(args.results)  # a bad --results URI fails here, before the trial runs
-    results = core.absolute_root(args.results)
-    if not core.pending_specs(Store(results), [spec]):
-        print(f"{spec.trial_id}: already stored as ok in {args.results}; nothing to do")
-        return 0
-    result = core.run_and_store(spec, str(Path(data_dir(args.data_dir)).resolve()), results,
-                                save_adapters=not args.no_save_adapters)
-    if result.status == "ok":
-        print(f"{spec.trial_id} ok; stored in {args.results}")
-        return 0
-    print(f"FAILED {spec.trial_id}: {first_line(result.error)} (stored in {args.results})")
-    return 1
+    return run_trial(args)
 
 
 def cmd_eval(args) -> int:
@@ -177,33 +118,9 @@ def cmd_rescore(args) -> int:
 
 
 def cmd_slurm(args) -> int:
-    from benchmark.registry.catalogues import current
-    from benchmark.scheduler.slurm import SlurmOptions, build_script
-    from benchmark.scheduler.slurm_array import build_array_script
+    from benchmark.scheduler.slurm_command import slurm_command
 
-    opts = SlurmOptions(
-        suite=args.suite, nodes=args.nodes, gpus_per_node=args.gpus_per_node, cpus_per_node=args.cpus_per_node,
-        gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task, partition=args.partition, time=args.time,
-        account=args.account, job_name=args.job_name, results=args.results, data_dir=args.data_dir, embedded=args.embedded,
-        filters=args.filter, venv=args.venv, max_concurrent=args.max_concurrent, max_failures=args.max_failures,
-        retry_failed=args.retry_failed, catalogues=list(current().user_files))
-    if args.array:
-        built = build_array_script(opts)
-        if built.text is None:  # exit 0 and no script: there is nothing to submit
-            which = "stored as failed" if args.retry_failed else "not stored as ok"
-            print(f"nothing to run: no trial of {args.suite} ({built.total} planned) is {which} in {args.results}; "
-                  "no script written", file=sys.stderr)
-            return 0
-        script, what = built.text, f"{built.pending} array tasks, one per pending trial of {built.total}"
-    else:
-        script, n_trials = build_script(opts)
-        what = f"{n_trials} trials"
-    if args.out is None:
-        sys.stdout.write(script)
-    else:
-        Path(args.out).write_text(script)
-        print(f"wrote {args.out} ({what}); submit with: sbatch {args.out}", file=sys.stderr)
-    return 0
+    return slurm_command(args)
 
 
 def cmd_report(args) -> int:
@@ -320,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     catalogue_arg(p)
     p.set_defaults(fn=cmd_validate)
 
+    def co_train_arg(p):
+        p.add_argument("--co-train", default=None, metavar="auto|off|K",
+                       help="train trials that share a frozen base together, one forward and backward for all "
+                            "(default auto: groups of up to 8; off: every trial alone; K: groups of at most K)")
+
     def suite_args(p, filters=True):
         p.add_argument("suite", help="a YAML path or a name such as smoke or llm_adapters/math")
         if filters:
@@ -343,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="run only the trials stored as failed")
     p.add_argument("--no-save-adapters", action="store_true", help="do not keep what each trial trained (results/"
                    "<suite>/adapters/<trial_id>/); the trial ids do not change")
+    p.add_argument("--log", default=None, metavar="FILE", help="where Ray's own output goes (default: RESULTS/.logs/"
+                   "run-SUITE-TIME.log, or $PEFT_BENCH_CACHE/logs/ for results on an object store)")
+    p.add_argument("--verbose", action="store_true", help="Ray's own output on the terminal, not in the log file")
+    co_train_arg(p)
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("submit", help="send the run to an existing Ray cluster as a Ray Job; prints the job id")
@@ -358,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--driver-cpus", type=float, default=1, help="CPUs reserved for the job's driver")
     p.add_argument("--driver-gpus", type=float, default=0, help="GPUs reserved for the job's driver")
     p.add_argument("--wait", action="store_true", help="wait for the job, print its logs, exit with its status")
+    co_train_arg(p)
     p.set_defaults(fn=cmd_submit)
 
     p = sub.add_parser("jobs", help="follow a submitted Ray Job: status, logs, stop")
@@ -373,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "as ok is skipped. Exit status: 0 ok or already stored, 1 failed (stored with its error), "
                        "2 a user error (one line).")
     suite_args(p)
-    p.add_argument("trial_id", help="a trial id, as `peft-bench plan SUITE` lists them")
+    p.add_argument("trial_ids", nargs="+", metavar="TRIAL_ID", help="a trial id, as `peft-bench plan SUITE` lists them; "
+                   "several: co-train them as one group (they must share a base; else each runs alone)")
     p.add_argument("--results", default="results")
     p.add_argument("--data-dir", default=None, help="root of the LLM-Adapters layout (else $PEFT_BENCH_DATA, ./data)")
     p.add_argument("--no-save-adapters", action="store_true", help="do not keep what the trial trained")
@@ -417,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-failures", default=2, help="Ray: retries per trial when its worker dies; --array: retries of "
                    "a task killed by a signal")
     p.add_argument("--retry-failed", action="store_true", help="run only the trials stored as failed")
+    co_train_arg(p)
     p.add_argument("--out", default=None, help="write the script to this file instead of stdout")
     p.set_defaults(fn=cmd_slurm)
 

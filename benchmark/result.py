@@ -48,6 +48,7 @@ class TrialResult:
     finished_at: str | None = None
     adapter_dir: str | None = None  # a local staging folder with what trained; the store publishes it (not stored)
     adapter_bytes: int | None = None  # that folder's size
+    co_train_group: str | None = None  # the co-trained group it trained in (scheduler/groups.py); None: alone
 
     @property
     def trial_id(self) -> str:

@@ -8,6 +8,8 @@ a trial's own failure (bad data, NaN loss, out of memory) comes back as a failed
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import random
 import time
 import traceback
@@ -18,6 +20,8 @@ from benchmark.device import configure_backends, peak_memory_bytes, pick_device
 from benchmark.planner import ResolvedTrial, resolve
 from benchmark.registry.spec import TrialSpec
 from benchmark.result import Metric, TrialResult
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> str:
@@ -46,9 +50,9 @@ def run_resolved(trial: ResolvedTrial, data_root: str | Path, save_adapter: bool
     return result
 
 
-def _failed(result: TrialResult, exc: Exception) -> TrialResult:
+def _failed(result: TrialResult, exc: BaseException) -> TrialResult:
     result.status = "failed"
-    result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+    result.error = f"{type(exc).__name__}: {exc}\n{''.join(traceback.format_exception(exc))}"
     result.finished_at = _now()
     return result
 
@@ -156,6 +160,91 @@ def _run(trial: ResolvedTrial, data_root: Path, result: TrialResult, save_adapte
         result.adapter_dir, result.adapter_bytes = saving.save(model, spec.method, trial.method_config, head_params)
 
 
+def group_name(trials: list[ResolvedTrial]) -> str:
+    """A co-trained group's name: its members' trial ids, hashed (the same members, the same name)."""
+    ids = "\n".join(sorted(t.spec.trial_id for t in trials))
+    return "g-" + hashlib.sha1(ids.encode()).hexdigest()[:12]
+
+
+def run_group(trials: list[ResolvedTrial], data_root: str | Path, save_adapter: bool = False) -> list[TrialResult]:
+    """Co-train trials that share a frozen base (scheduler/groups.py forms such groups) on one copy of it
+    (train/cotrain.py), then evaluate and keep each member on its own. Each result is the one run_resolved would
+    give, plus the group's name; a member's failure is its own. A group that cannot share its base (a task head,
+    dropout in the base: train/routing.CannotCoTrain) runs its trials one after another instead."""
+    from benchmark.train.routing import CannotCoTrain
+
+    if len(trials) < 2:
+        return [run_resolved(t, data_root, save_adapter) for t in trials]
+    name = group_name(trials)
+    results = [TrialResult(spec=t.spec, started_at=_now(), co_train_group=name) for t in trials]
+    try:
+        _run_group(trials, Path(data_root), results, save_adapter)
+    except CannotCoTrain as why:
+        log.info("co-training off for group %s (%s): its trials run one after another", name, why)
+        return [run_resolved(t, data_root, save_adapter) for t in trials]
+    except Exception as exc:  # the group failed before any member could (loading the shared base)
+        for result in results:
+            if result.finished_at is None:
+                _failed(result, exc)
+    return results
+
+
+def _run_group(trials: list[ResolvedTrial], data_root: Path, results: list[TrialResult], save_adapter: bool) -> None:
+    import torch
+
+    from benchmark import methods, models
+    from benchmark.methods import saving
+    from benchmark.train.cotrain import Member, train_group
+    from benchmark.train.routing import CannotCoTrain, sharing_copy
+
+    device = _device(results[0])
+    # 1. Every member's data first; a member whose data fails is failed, the others go on.
+    members = []
+    for trial, result in zip(trials, results):
+        result.device = results[0].device
+        try:
+            head, train_examples, dev_examples = _training_data(trial, data_root)
+            members.append((trial, result, head, train_examples, dev_examples, _eval_sets(trial, data_root)))
+        except Exception as exc:
+            _failed(result, exc)
+    if not members:
+        return
+    # 2. One base: each member's tree shares its weights; its method is injected as for a solo trial (same seed).
+    base, tokenizer, load_notes = _base_model(members[0][0], members[0][3], members[0][2], data_root, device)
+    if models.head_parameters(base):
+        raise CannotCoTrain("the task trains a head per trial")
+    base.to(device)
+    trained = []
+    for trial, result, head, train_examples, dev_examples, eval_sets in members:
+        try:
+            torch.manual_seed(trial.spec.train.seed)
+            tree = methods.get(trial.spec.method).inject(sharing_copy(base), trial.method_config)
+            result.trainable_params, result.total_params = methods.count_parameters(tree)
+            tree.to(device)
+            inputs = _train_inputs(trial, tokenizer, head, train_examples, dev_examples)
+        except Exception as exc:
+            _failed(result, exc)
+            continue
+        member = Member(tree, tokenizer, inputs["features"], trial.spec.train, inputs["val_features"],
+                        inputs["dev_score"], inputs["dev_metric"], hook=methods.get(trial.spec.method).decode_hook)
+        trained.append((trial, result, head, dev_examples, eval_sets, member))
+    # 3. Train together; then each member on its own: evaluate, keep what it trained.
+    outcomes = train_group(base, [m for *_, m in trained], device) if trained else []
+    for (trial, result, head, dev_examples, eval_sets, member), outcome in zip(trained, outcomes):
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            _record_training(trial, outcome, dev_examples, result)
+            _evaluate(trial, member.model, tokenizer, head, eval_sets, device, result, load_notes)
+            if save_adapter:
+                result.adapter_dir, result.adapter_bytes = saving.save(member.model, trial.spec.method,
+                                                                       trial.method_config, [])
+            result.finished_at = _now()
+        except Exception as exc:
+            _failed(result, exc)
+        member.model = None  # its tree's own modules go with it; the base stays for the rest
+
+
 def evaluate_saved(trial: ResolvedTrial, eval_trial: ResolvedTrial, adapter_dir: Path | None,
                    data_root: str | Path) -> TrialResult:
     """`peft-bench eval`: `trial`'s base model with what it kept (read from adapter_dir), evaluated on eval_trial's
@@ -191,32 +280,44 @@ def _evaluate(trial: ResolvedTrial, model, tokenizer, head, eval_sets: list, dev
     result.peak_memory_bytes = peak_memory_bytes(device)
 
 
+def _train_inputs(trial: ResolvedTrial, tokenizer, head, train_examples: list, dev_examples: list) -> dict:
+    """What training a trial takes besides its model: features, the dev split's features and, for tasks scored on a
+    dev split, the dev score (the dev split scored as the first eval set is: its answer rule and metric)."""
+    spec, task = trial.spec, trial.task
+    selected = task.selection_metric(trial.scoring_entry)  # the metric table's entry: stored name, direction
+    selects = task.selects_on_dev and bool(dev_examples)
+
+    def dev_score(m) -> float:
+        scored = task.evaluate(m, tokenizer, trial.scoring_entry, dev_examples, spec, head)[0]
+        return next(x.value for x in scored if x.metric == selected.stored_name)
+
+    return {"features": _features(task, tokenizer, train_examples, spec, head),
+            "val_features": _features(task, tokenizer, dev_examples, spec, head) if dev_examples else [],
+            "dev_score": dev_score if selects else None, "dev_metric": selected if selects else None}
+
+
+def _record_training(trial: ResolvedTrial, stats, dev_examples: list, result: TrialResult) -> None:
+    """The training figures in the result; the best dev score (when the task selects on dev) as a dev row."""
+    result.train_seconds = stats.seconds
+    result.train_tokens_per_s = stats.tokens_per_s
+    result.train_loss = stats.final_loss
+    if stats.best_dev is not None:
+        scoring = trial.scoring_entry
+        selected = trial.task.selection_metric(scoring)
+        result.metrics.append(Metric(eval_data=trial.dev_name, task_family=scoring.task_family,
+                                     metric=selected.stored_name,
+                                     value=stats.best_dev, n_examples=len(dev_examples), split="dev"))
+        result.decoding[f"{trial.dev_name}@dev"] = {"dev_history": stats.dev_history, "best_epoch": stats.best_epoch,
+                                                    "stopped_early": stats.stopped_early}
+
+
 def _train(trial: ResolvedTrial, model, tokenizer, head, train_examples: list, dev_examples: list, device: str,
            result: TrialResult) -> None:
     """Train what requires grad; tasks scored on a dev split keep the best epoch's weights (and stop early with a
     patience), and the best dev score is stored as a dev row."""
     from benchmark.train import train
 
-    spec, task = trial.spec, trial.task
-    features = _features(task, tokenizer, train_examples, spec, head)
-    dev_features = _features(task, tokenizer, dev_examples, spec, head) if dev_examples else []
-
-    selected = task.selection_metric(trial.scoring_entry)  # the metric table's entry: stored name, direction
-
-    def dev_score(m) -> float:  # the dev split scored as the first eval set is (its answer rule and metric)
-        scored = task.evaluate(m, tokenizer, trial.scoring_entry, dev_examples, spec, head)[0]
-        return next(x.value for x in scored if x.metric == selected.stored_name)
-
-    selects = task.selects_on_dev and bool(dev_examples)
-    stats = train(model, tokenizer, features, spec.train, device=device, val_features=dev_features,
-                  dev_score=dev_score if selects else None, dev_metric=selected if selects else None)
-    result.train_seconds = stats.seconds
-    result.train_tokens_per_s = stats.tokens_per_s
-    result.train_loss = stats.final_loss
-    if stats.best_dev is not None:
-        scoring = trial.scoring_entry
-        result.metrics.append(Metric(eval_data=trial.dev_name, task_family=scoring.task_family,
-                                     metric=selected.stored_name,
-                                     value=stats.best_dev, n_examples=len(dev_examples), split="dev"))
-        result.decoding[f"{trial.dev_name}@dev"] = {"dev_history": stats.dev_history, "best_epoch": stats.best_epoch,
-                                                    "stopped_early": stats.stopped_early}
+    inputs = _train_inputs(trial, tokenizer, head, train_examples, dev_examples)
+    stats = train(model, tokenizer, inputs["features"], trial.spec.train, device=device, **{
+        k: inputs[k] for k in ("val_features", "dev_score", "dev_metric")})
+    _record_training(trial, stats, dev_examples, result)

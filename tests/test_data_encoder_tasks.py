@@ -108,7 +108,7 @@ def test_two_datasets_cannot_share_a_column(tmp_path):
     ({"format": "glue-jsonl", "table": "nope"}, "datasets.x.table: got 'nope'; allowed: t"),
     ({"format": "glue-jsonl", "role": "train", "table": "t"}, "datasets.x.table: role 'train'; allowed: a table for eval"),
     ({"format": "glue-jsonl", "column": 2}, "datasets.x.column: given without table"),
-    ({"format": "glue-jsonl", "table": "t", "column": 0}, "datasets.x.column: got 0; allowed: an integer >= 1"),
+    ({"format": "glue-jsonl", "table": "t", "column": 0}, "datasets.x.column: got 0; allowed: an integer in 1..1000"),
     ({"format": "llm-adapters", "task_family": "math", "answer": "letter"}, "datasets.x.labels: answer: letter needs"),
     ({"format": "llm-adapters", "task_family": "math", "answer": "letter", "labels": ["AB"]},
      "datasets.x.labels: got ['AB']; allowed: single letters"),
@@ -283,7 +283,7 @@ def test_text_format_reads_txt_and_jsonl(tmp_path):
     ("c.jsonl", b'{"text": "ok"}\n\n{oops\n', r"c.jsonl: line 3: not valid JSON"),
     ("c.jsonl", b'["a list"]\n', r"c.jsonl: line 1: field 'text': got list"),
     ("c.txt", b"fine\n\xff\xfe bad\n", r"c.txt: line 2: not valid UTF-8"),
-    ("c.txt", b"\n\n", r"c.txt: no documents"),
+    ("c.txt", b"\n\n", r"c.txt: empty \(no documents"),
     ("c.csv", b"a,b\n", r"c.csv: text corpus must be a file ending in .txt or .jsonl"),
 ])
 def test_text_format_errors_name_file_and_line(tmp_path, name, content, message):

@@ -37,9 +37,26 @@ def test_time_budget_stops_the_trial_and_records_it():
     _then_a_normal_trial_runs()
 
 
+@dataclasses.dataclass(frozen=True)
+class _NoConfig:
+    pass
+
+
+def _inject_too_much(model, cfg):
+    """A method whose adapter asks the allocator for 4 TiB (every real method's sizes are bounded at plan time)."""
+    model.huge = torch.nn.Parameter(torch.empty(2**40, dtype=torch.float32))
+    return model
+
+
 def test_out_of_memory_is_a_failed_trial_not_a_dead_worker():
-    # a bottleneck of 2**40 asks the allocator for hundreds of TiB: the allocation itself fails
-    result = run_trial(_spec("series", {"bottleneck_size": 2**40}), "/nonexistent")
+    from benchmark import methods
+
+    methods.register(methods.Method("too-much-memory", _NoConfig, _inject_too_much, library="torch",
+                                    model_families=("llama",)))
+    try:
+        result = run_trial(_spec("too-much-memory"), "/nonexistent")
+    finally:
+        methods.unregister("too-much-memory")
     assert result.status == "failed" and "memory" in result.error.lower()
     _then_a_normal_trial_runs()
 

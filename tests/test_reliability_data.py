@@ -128,9 +128,10 @@ def test_jsonl_bad_line(fmt, bad, how, junk, cut):
 
 # -- SQuAD v1.1 JSON --------------------------------------------------------------------------------
 def squad(n: int = ROWS) -> dict:
-    qas = [{"id": f"q{i}", "question": f"Who is {i}?", "answers": [{"text": f"person {i}", "answer_start": 0}]}
-           for i in range(n)]
-    return {"version": "1.1", "data": [{"title": "T", "paragraphs": [{"context": "person 0 person 1", "qas": qas}]}]}
+    context = " ".join(f"person {i}" for i in range(n))
+    qas = [{"id": f"q{i}", "question": f"Who is {i}?",
+            "answers": [{"text": f"person {i}", "answer_start": context.index(f"person {i}")}]} for i in range(n)]
+    return {"version": "1.1", "data": [{"title": "T", "paragraphs": [{"context": context, "qas": qas}]}]}
 
 
 @FAST
@@ -153,6 +154,15 @@ def test_squad_bad_question(bad, how, junk):
     else:
         raw["data"][0]["paragraphs"][0]["qas"][bad] = junk
     rejected(squad_v1.load_file, "dev-v1.1.json", json.dumps(raw).encode(), f"qas[{bad}]")
+
+
+@FAST
+@given(st.integers(0, ROWS - 1), st.integers(-50, 50).filter(bool))
+def test_squad_answer_start_off_its_text(bad, shift):
+    raw = squad()
+    raw["data"][0]["paragraphs"][0]["qas"][bad]["answers"][0]["answer_start"] += shift
+    message = rejected(squad_v1.load_file, "dev-v1.1.json", json.dumps(raw).encode(), f"qas[{bad}] (id q{bad})")
+    assert "answers[0].answer_start" in message and f"'person {bad}'" in message
 
 
 @FAST

@@ -76,7 +76,7 @@ def test_sigkill_mid_run_then_rerun_stores_every_trial_exactly_once(tmp_path):
     # (40 steps: a trial takes seconds, longer than the kill takes to land)
     suite = write_suite(tmp_path, "resume-kill", ["lora", "series", "parallel", "adapterp"], steps=40)
     results = tmp_path / "results"
-    cmd = [PEFT_BENCH, "run", str(suite), "--results", str(results), "--max-concurrent", "1"]
+    cmd = [PEFT_BENCH, "run", str(suite), "--results", str(results), "--max-concurrent", "1", "--co-train", "off"]
     log = open(tmp_path / "first.log", "w")
     # Its own process group: the SIGKILL reaches the driver and every Ray process it started.
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -96,6 +96,10 @@ def test_sigkill_mid_run_then_rerun_stores_every_trial_exactly_once(tmp_path):
     second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert f"{len(stored_first)} already stored" in second.stdout
+    # quiet: the terminal gets the run's own lines; what the local Ray said is in the log file named first
+    said = second.stdout.splitlines()
+    assert all(line.startswith("[peft-bench]") for line in said[:-1]) and second.stderr == "", second.stderr[-3000:]
+    assert "Started a local Ray instance" in Path(said[0].split("Ray's own output: ", 1)[1]).read_text()
     counts = ok_sets_per_trial(results, "resume-kill")
     assert len(counts) == 4 and set(counts.values()) == {1}
     assert {p: p.stat().st_mtime_ns for p in stored_first} == stored_first  # finished trials were not rerun
@@ -104,12 +108,14 @@ def test_sigkill_mid_run_then_rerun_stores_every_trial_exactly_once(tmp_path):
 
 @pytest.mark.slow  # three runs, each starting Ray (about a minute here)
 def test_status_lists_failures_and_retry_failed_runs_only_them(tmp_path):
-    # A trial whose (real, not embedded) training set is missing from --data-dir passes every plan-time check
-    # and fails inside the runner, which stores it as failed.
+    # A trial whose training time budget runs out at its first step passes every check before the run (its data is
+    # there: `run` loads every dataset first) and fails inside the runner, which stores it as failed.
     suite = write_suite(tmp_path, "resume-retry", ["lora"])
-    suite.write_text(suite.read_text().replace("  method: [lora]", "  method: [lora]\n  train_data: [emb-math_10k, math_10k]"))
+    suite.write_text(suite.read_text().replace("  method: [lora]", "  method: [lora]\n  budget:\n"
+                                               "    - {label: open, train.max_seconds: 3600}\n"
+                                               "    - {label: none, train.max_seconds: 1.0e-9}"))
     results = tmp_path / "results"
-    base = [PEFT_BENCH, "run", str(suite), "--results", str(results), "--data-dir", str(tmp_path / "empty")]
+    base = [PEFT_BENCH, "run", str(suite), "--results", str(results)]
     first = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert first.returncode == 1, first.stdout[-2000:] + first.stderr[-2000:]
     assert "FAILED" in first.stdout and "--retry-failed" in first.stdout

@@ -98,9 +98,9 @@ def test_a_crashing_trial_is_stored_as_failed_and_listed(tmp_path, capsys):
 def test_resources_come_from_each_spec():
     spec = make_specs("sched-res")[0]
     big = TrialSpec.from_dict({**spec.to_dict(), "resources": {"cpus": 4, "gpus": 1, "memory_gb": 2}})
-    bundle = placement_for({"spec": big.to_dict()}).bundles[0]
+    bundle = placement_for({"unit": {"spec": big.to_dict()}}).bundles[0]
     assert bundle == {"CPU": 4.0, "GPU": 1.0, "memory": 2 * 1024**3}
-    assert placement_for({"spec": spec.to_dict()}).bundles[0] == {"CPU": 1.0}
+    assert placement_for({"unit": {"spec": spec.to_dict()}}).bundles[0] == {"CPU": 1.0}
 
 
 def test_a_trial_larger_than_the_cluster_fails_fast(tmp_path):

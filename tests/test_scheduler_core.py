@@ -89,8 +89,8 @@ def test_the_run_trial_line_parses_back_and_drops_run_only_options():
     line = shell_line(argv)
     assert ' "$trial_id" ' in line  # the script's variable, not a quoted literal
     parsed = build_parser().parse_args(shlex.split(line.replace('"$trial_id"', "abc"))[1:])
-    assert (parsed.command, parsed.suite, parsed.trial_id, parsed.results, parsed.filter, parsed.embedded) == \
-        ("run-trial", EVERYTHING.suite, "abc", EVERYTHING.results, EVERYTHING.filters, True)
+    assert (parsed.command, parsed.suite, parsed.trial_ids, parsed.results, parsed.filter, parsed.embedded) == \
+        ("run-trial", EVERYTHING.suite, ["abc"], EVERYTHING.results, EVERYTHING.filters, True)
     assert not {"--address", "--max-concurrent", "--max-failures", "--retry-failed"} & set(argv)
 
 
@@ -108,8 +108,8 @@ def test_a_run_that_tune_cuts_short_keeps_what_was_stored_and_records_the_rest(t
     specs = make_specs("cut-short", 3)
     store = Store(tmp_path)
 
-    def fit_then_die(pending, *args, **kwargs):
-        store.write(stored(pending[0], "ok"))  # the first trial's worker stored its result
+    def fit_then_die(units, *args, **kwargs):
+        store.write(stored(units[0][0], "ok"))  # the first trial's worker stored its result
         raise RuntimeError("Caught unexpected exception: 1 worker(s) were killed due to the node running low on memory")
 
     monkeypatch.setattr(tune_driver, "ensure_ray", lambda address, kwargs: False)

@@ -21,6 +21,7 @@ from benchmark.registry import plan
 from benchmark.registry.spec import Resources
 from benchmark.scheduler.slurm import SlurmOptions, validated
 from benchmark.scheduler.slurm_array import build_array_script, render_array
+from benchmark.store import Store
 from tests.test_resume import ok_sets_per_trial, write_suite
 from tests.test_slurm import bash_n, sbatch_lines
 
@@ -56,7 +57,8 @@ def sbatch_locally(script: Path, **kw) -> list[subprocess.CompletedProcess]:
 
 
 def test_one_array_task_per_trial_with_throttle_and_resources(tmp_path):
-    text = array_script(tmp_path, max_concurrent=3, gpus_per_task=1, cpus_per_task=4, partition="gpu", time="2:00:00")
+    text = array_script(tmp_path, max_concurrent=3, gpus_per_task=1, cpus_per_task=4, partition="gpu", time="2:00:00",
+                        co_train="off")
     bash_n(text, tmp_path)
     _, specs = plan(SUITE, [])
     assert text.startswith("#!/bin/bash\n") and "12 of 12 trials pending" in text.splitlines()[1]
@@ -72,14 +74,16 @@ def test_one_array_task_per_trial_with_throttle_and_resources(tmp_path):
 def test_defaults_come_from_what_the_trials_ask_for(tmp_path):
     text = array_script(tmp_path)
     lines = sbatch_lines(text)
-    assert "--array=0-11" in lines and "--cpus-per-task=1" in lines  # no throttle; smoke trials ask for 1 CPU, no GPU
+    # No throttle; co-training on by default: smoke's 2 full fine-tunings alone, its 10 other trials (one base) in two
+    # groups of 5. Smoke trials ask for 1 CPU, no GPU.
+    assert "--array=0-3" in lines and "--cpus-per-task=1" in lines
     assert not any(line.startswith(("--gpus-per-task", "--mem")) for line in lines)
     _, specs = plan(SUITE, [])
     hungry = [replace(s, resources=Resources(cpus=3, gpus=0.5, memory_gb=7.5)) for s in specs[:2]]
-    lines = sbatch_lines(render_array(validated(SlurmOptions(suite=SUITE)), hungry, total=12))
+    lines = sbatch_lines(render_array(validated(SlurmOptions(suite=SUITE)), [[s] for s in hungry], total=12))
     assert {"--array=0-1", "--cpus-per-task=3", "--gpus-per-task=1", "--mem=8G"} <= set(lines)  # rounded up
     with pytest.raises(UserError, match=r"^--cpus-per-task 2: trial \w+ asks for 3 cpus"):
-        render_array(validated(SlurmOptions(suite=SUITE, cpus_per_task=2)), hungry, total=12)
+        render_array(validated(SlurmOptions(suite=SUITE, cpus_per_task=2)), [[s] for s in hungry], total=12)
 
 
 @pytest.mark.parametrize("kw, option", [
@@ -118,7 +122,7 @@ def test_hostile_values_reach_run_trial_as_literal_arguments(tmp_path):
     opts = validated(SlurmOptions(suite=str(suite), results=str(tmp_path / HOSTILE), data_dir=str(tmp_path / HOSTILE),
                                   filters=[HOSTILE_FILTER], embedded=True, job_name="x"))
     _, specs = plan(SUITE, [])
-    text = render_array(opts, specs[:3], total=12)
+    text = render_array(opts, [[s] for s in specs[:3]], total=12)
     bash_n(text, tmp_path)
     stub = tmp_path / "bin"
     stub.mkdir()
@@ -135,7 +139,7 @@ def test_hostile_values_reach_run_trial_as_literal_arguments(tmp_path):
 @pytest.mark.parametrize("task", ["3", "-1", "1+1", "a[$(touch PWNED)]", ""])
 def test_a_task_id_outside_the_array_runs_nothing(tmp_path, task):
     _, specs = plan(SUITE, [])
-    (tmp_path / "job.sh").write_text(render_array(validated(SlurmOptions(suite=SUITE)), specs[:3], total=12))
+    (tmp_path / "job.sh").write_text(render_array(validated(SlurmOptions(suite=SUITE)), [[s] for s in specs[:3]], total=12))
     stub = tmp_path / "bin"
     stub.mkdir()
     (stub / "peft-bench").write_text("#!/bin/sh\ntouch \"$CALLED\"\n")
@@ -152,7 +156,7 @@ def test_a_task_id_outside_the_array_runs_nothing(tmp_path, task):
 def test_a_task_killed_by_a_signal_is_retried(tmp_path, exits, max_failures, calls, status):
     _, specs = plan(SUITE, [])
     (tmp_path / "job.sh").write_text(render_array(validated(SlurmOptions(suite=SUITE, max_failures=max_failures)),
-                                                  specs[:1], total=12))
+                                                  [specs[:1]], total=12))
     stub = tmp_path / "bin"
     stub.mkdir()
     # Exit with the next status of EXITS (one per call, counted in a file).
@@ -169,7 +173,7 @@ def test_a_task_killed_by_a_signal_is_retried(tmp_path, exits, max_failures, cal
 def test_cli_writes_the_script_or_says_nothing_is_pending(tmp_path, capsys):
     out_file = tmp_path / "job.sbatch"
     assert main(["slurm", SUITE, "--array", "--results", str(tmp_path / "res"), "--max-concurrent", "2",
-                 "--out", str(out_file)]) == 0
+                 "--co-train", "off", "--out", str(out_file)]) == 0
     _, err = capsys.readouterr()
     assert "12 array tasks" in err and "sbatch" in err and "--array=0-11%2" in out_file.read_text()
     assert main(["slurm", SUITE, "--array", "--results", str(tmp_path / "res"), "--retry-failed"]) == 0
@@ -184,21 +188,25 @@ def test_array_runs_a_four_trial_suite_into_one_store_and_a_resubmission_runs_no
     results = tmp_path / "results"
     job = tmp_path / "job.sh"
     args = ["slurm", str(suite), "--array", "--results", str(results), "--max-concurrent", "2"]
-    assert main([*args, "--out", str(job)]) == 0
+    assert main([*args, "--co-train", "2", "--out", str(job)]) == 0
     capsys.readouterr()
-    assert "--array=0-3%2" in sbatch_lines(job.read_text())
+    # Four co-trainable trials on one base, at most 2 a group: two array tasks, each co-training two trials.
+    assert "--array=0-1%2" in sbatch_lines(job.read_text())
 
     done = sbatch_locally(job, cwd=tmp_path, timeout=600)
-    assert [d.returncode for d in done] == [0, 0, 0, 0], "\n".join(d.stdout[-1500:] + d.stderr[-1500:] for d in done)
+    assert [d.returncode for d in done] == [0, 0], "\n".join(d.stdout[-1500:] + d.stderr[-1500:] for d in done)
+    assert all(d.stdout.count(" ok (co-trained in g-") == 2 for d in done)
     counts = ok_sets_per_trial(results, "array-four")
     _, specs = plan(str(suite), [])
     assert set(counts) == {s.trial_id for s in specs} and set(counts.values()) == {1}  # every trial stored once
+    groups = Store(results).read(["array-four"]).groupby("co_train_group")["trial_id"].nunique()
+    assert sorted(groups.tolist()) == [2, 2]
 
     # Resubmitting: a fresh render has nothing to run; the old script's tasks find their trials stored.
     again = tmp_path / "again.sh"
     assert main([*args, "--out", str(again)]) == 0
     assert "nothing to run" in capsys.readouterr().err and not again.exists()
     files = {p: p.stat().st_mtime_ns for p in (results / "array-four" / "trials").glob("*.parquet")}
-    rerun = run_task(job, 2, cwd=tmp_path, timeout=300)
+    rerun = run_task(job, 1, cwd=tmp_path, timeout=300)
     assert rerun.returncode == 0 and "already stored as ok" in rerun.stdout, rerun.stderr[-2000:]
     assert {p: p.stat().st_mtime_ns for p in (results / "array-four" / "trials").glob("*.parquet")} == files

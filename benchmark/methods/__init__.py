@@ -35,6 +35,10 @@ class Method:
     # False: the method trains nothing of its own (zero-shot, `none`): inject freezes the model and changes nothing,
     # so the runner skips training when no task head trains either. The generic matrix checks whichever is declared.
     trains: bool = True
+    # True: the method leaves the base model untouched (it replaces or wraps modules with its own, or feeds virtual
+    # key/values through its decode hook), so trials of it can train together on one shared base in a co-trained
+    # group (benchmark/train/cotrain.py). Methods that change the base's own parameters stay False.
+    co_trains: bool = False
 
 
 _METHODS: dict[str, Method] = {}
@@ -47,8 +51,9 @@ def register(method: Method) -> Method:
     if not (isinstance(families, tuple) and families and all(f in FAMILIES for f in families)):
         raise ValueError(f"method {method.name}: model_families: got {families!r}; "
                          f"allowed: a non-empty tuple of {', '.join(FAMILIES)}")
-    if not isinstance(method.trains, bool):
-        raise ValueError(f"method {method.name}: trains: got {method.trains!r}; allowed: true or false")
+    for flag in ("trains", "co_trains"):
+        if not isinstance(getattr(method, flag), bool):
+            raise ValueError(f"method {method.name}: {flag}: got {getattr(method, flag)!r}; allowed: true or false")
     _METHODS[method.name] = method
     return method
 

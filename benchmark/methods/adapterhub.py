@@ -20,6 +20,7 @@ import logging
 from benchmark.checks import check, is_int, is_number
 from benchmark.errors import UserError
 from benchmark.methods import Method, register
+from benchmark.registry import bounds
 from benchmark.registry.catalogue import ENCODER_FAMILIES
 
 
@@ -63,11 +64,11 @@ def register_adapters_method(name: str, config_cls: type, description: str, copi
 # ---- Config validation helpers of the `adapters` methods (ValueError naming the field, via checks.check) ----
 
 def check_int(value, field: str, minimum: int = 1) -> None:
-    check(is_int(value) and value >= minimum, field, value, f"an integer >= {minimum}")
+    check(is_int(value) and minimum <= value <= bounds.WIDTH, field, value, bounds.up_to(bounds.WIDTH, minimum))
 
 
 def check_positive(value, field: str) -> None:
-    check(is_number(value) and value > 0, field, value, "a number > 0")
+    check(is_number(value) and 0 < value <= bounds.SCALE, field, value, f"a number in (0, {bounds.SCALE:,}]")
 
 
 def check_fraction(value, field: str) -> None:

@@ -3,7 +3,7 @@
 Each targeted nn.Linear is replaced by a BottleneckLinear that shares its weight and bias (so
 the base parameter names do not change) and adds adapter_down / adapter_up (both N(0, 0.02),
 no bias; up is not zero, as in the reference). The adapter computes in the dtype of its own
-weights (fp32) and is cast back to the input dtype. Placements, as in the reference:
+weights (fp32, or float64 in a float64 model) and is cast back to the input dtype. Placements, as in the reference:
   input  ("mh_adapter"):     W (x + s * up(act(down(drop(x))))) + b
   output ("output_adapter"): y = W x + b;  y + s * up(act(down(drop(y))))
   parallel:                  W x + b + s * up(act(down(drop(x))))     (in_features -> out_features)
@@ -22,6 +22,7 @@ from benchmark.checks import check, is_int, is_number
 from benchmark.errors import UserError
 from benchmark.methods import Method, register
 from benchmark.methods.family import model_family_of, normalize_targets, resolve_targets, targets_for
+from benchmark.registry import bounds
 from benchmark.registry.catalogue import CAUSAL_FAMILIES
 
 # Which side a series adapter takes, by module name (reference: per family, MLP linears only).
@@ -59,7 +60,7 @@ class Config:
 
     def __post_init__(self):
         size = self.bottleneck_size
-        check(is_int(size) and size >= 1, "bottleneck_size", size, "an integer >= 1")
+        check(is_int(size) and 1 <= size <= bounds.WIDTH, "bottleneck_size", size, bounds.up_to(bounds.WIDTH))
         check(self.non_linearity in ACTIVATIONS, "non_linearity", self.non_linearity, ", ".join(ACTIVATIONS))
         drop = self.adapter_dropout
         check(is_number(drop) and 0 <= drop < 1, "adapter_dropout", drop,
@@ -79,8 +80,9 @@ class BottleneckLinear(nn.Linear):
         self.register_parameter("bias", linear.bias)
         down_in = linear.out_features if placement == "output" else linear.in_features
         up_out = linear.in_features if placement == "input" else linear.out_features
-        # Same device as the wrapped layer (meta included: init is then a no-op); fp32 like the reference.
-        factory = {"device": linear.weight.device, "dtype": torch.float32}
+        # Same device as the wrapped layer (meta included: init is then a no-op); fp32 like the reference, or the
+        # base's dtype when it is wider (a float64 model computes its adapters in float64 too).
+        factory = {"device": linear.weight.device, "dtype": torch.promote_types(linear.weight.dtype, torch.float32)}
         self.adapter_down = nn.Linear(down_in, cfg.bottleneck_size, bias=False, **factory)
         self.adapter_up = nn.Linear(cfg.bottleneck_size, up_out, bias=False, **factory)
         nn.init.normal_(self.adapter_down.weight, std=0.02)
@@ -142,7 +144,7 @@ def _register(kind: str, description: str) -> None:
     # Causal families only: the series sides and every default target above are defined for them alone.
     register(Method(kind, Config, functools.partial(inject_bottleneck, kind=kind), library="in-house",
                     model_families=CAUSAL_FAMILIES, description=description,
-                    check_config=functools.partial(_check_config, kind=kind)))
+                    check_config=functools.partial(_check_config, kind=kind), co_trains=True))
 
 
 def _check_config(cfg: Config, family: str, kind: str) -> None:

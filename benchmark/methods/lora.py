@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from benchmark.checks import check, is_int, is_number
 from benchmark.methods import Method, register
 from benchmark.methods.family import model_family_of, normalize_targets, resolve_targets
+from benchmark.registry import bounds
 from benchmark.registry.catalogue import CAUSAL_FAMILIES, FAMILIES
 
 # LLM-Adapters' defaults when no target modules are given (docs/protocols/llm-adapters.md).
@@ -29,8 +30,9 @@ class Config:
     bias: str = "none"
 
     def __post_init__(self):
-        check(is_int(self.r) and self.r >= 1, "r", self.r, "an integer >= 1")
-        check(is_number(self.alpha) and self.alpha > 0, "alpha", self.alpha, "a number > 0")
+        check(is_int(self.r) and 1 <= self.r <= bounds.WIDTH, "r", self.r, bounds.up_to(bounds.WIDTH))
+        check(is_number(self.alpha) and 0 < self.alpha <= bounds.SCALE, "alpha", self.alpha,
+              f"a number in (0, {bounds.SCALE:,}]")
         check(is_number(self.dropout) and 0 <= self.dropout < 1, "dropout", self.dropout, "a number in [0, 1)")
         check(self.bias in BIAS_CHOICES, "bias", self.bias, ", ".join(BIAS_CHOICES))
         object.__setattr__(self, "target_modules", normalize_targets(self.target_modules))
@@ -52,4 +54,4 @@ def inject(model, cfg: Config):
 
 
 register(Method("lora", Config, inject, library="peft", model_families=FAMILIES,
-                description="LoRA (peft); LLM-Adapters default targets"))
+                description="LoRA (peft); LLM-Adapters default targets", co_trains=True))

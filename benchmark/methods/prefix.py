@@ -13,6 +13,7 @@ import torch
 
 from benchmark.checks import check, is_int
 from benchmark.methods import Method, register
+from benchmark.registry import bounds
 from benchmark.registry.catalogue import CAUSAL_FAMILIES
 
 
@@ -22,8 +23,8 @@ class Config:
     prefix_projection: bool = False  # True adds peft's reparameterisation MLP (not in LLM-Adapters)
 
     def __post_init__(self):
-        check(is_int(self.num_virtual_tokens) and self.num_virtual_tokens >= 1, "num_virtual_tokens",
-              self.num_virtual_tokens, "an integer >= 1")
+        check(is_int(self.num_virtual_tokens) and 1 <= self.num_virtual_tokens <= bounds.TOKENS, "num_virtual_tokens",
+              self.num_virtual_tokens, bounds.up_to(bounds.TOKENS))
         check(isinstance(self.prefix_projection, bool), "prefix_projection", self.prefix_projection, "true or false")
 
 
@@ -54,4 +55,5 @@ def inject(model, cfg: Config):
 
 
 register(Method("prefix", Config, inject, library="peft", model_families=CAUSAL_FAMILIES,
-                description="prefix tuning (peft), no projection MLP", decode_hook=PrefixDecoding()))
+                description="prefix tuning (peft), no projection MLP", decode_hook=PrefixDecoding(),
+                co_trains=True))

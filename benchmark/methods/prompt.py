@@ -20,6 +20,7 @@ import torch
 
 from benchmark.checks import check, is_int
 from benchmark.methods import Method, register
+from benchmark.registry import bounds
 from benchmark.registry.catalogue import CAUSAL_FAMILIES
 
 
@@ -28,8 +29,8 @@ class Config:
     num_virtual_tokens: int = 30  # LLM-Adapters' default
 
     def __post_init__(self):
-        check(is_int(self.num_virtual_tokens) and self.num_virtual_tokens >= 1, "num_virtual_tokens",
-              self.num_virtual_tokens, "an integer >= 1")
+        check(is_int(self.num_virtual_tokens) and 1 <= self.num_virtual_tokens <= bounds.TOKENS, "num_virtual_tokens",
+              self.num_virtual_tokens, bounds.up_to(bounds.TOKENS))
 
 
 def _positions_from_mask(module, args, kwargs):

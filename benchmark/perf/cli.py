@@ -48,7 +48,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", default=None, help="causal catalogue model (default tiny-llama; fp32)")
     p.add_argument("--part", action="append", choices=PARTS, default=None,
                    help="measure only this part (repeatable; default all): eval (reference vs ours vs transformers' "
-                        "batched generate), train, overhead, control (plan and store)")
+                        "batched generate), train, cotrain (mixed trials solo vs co-trained on one base), "
+                        "overhead, control (plan and store)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--device", default="cpu",
                    help="cpu (default: the embedded tiny model, the targets) or cuda (a 1B-class LLaMA shape with "

@@ -28,7 +28,7 @@ def markdown(fig: dict) -> str:
         "|---|---|---|---|---|",
     ]
     notes: list[str] = []
-    for part in (_eval_part, _train_part, _overhead_part, _control_part):
+    for part in (_eval_part, _train_part, _cotrain_part, _overhead_part, _control_part):
         rows, details = part(fig, met)
         lines += rows
         notes += details
@@ -92,6 +92,25 @@ def _train_part(fig: dict, met: dict) -> tuple[list[str], list[str]]:
         f"peft-bench {t['epoch_pad_tokens']['ours']:,} (mean example {_f(t['mean_tokens_per_example'], 1)} tokens).",
         "",
         *_one_forward_a_step(t),
+    ]
+    return rows, notes
+
+
+def _cotrain_part(fig: dict, met: dict) -> tuple[list[str], list[str]]:
+    c = fig.get("cotrain")
+    if not c:
+        return [], []
+    rows = [
+        f"| co-training, wall seconds ({c['trials']} trials: {', '.join(c['methods'])}; {c['steps']} steps of "
+        f"{c['batch_size']} in micro-batches of {c['micro_batch_size']}; reference: solo, one after another) | "
+        f"{_f(c['solo_s'])} | {_f(c['cotrain_s'])} | {_f(c['speedup'])}x | "
+        f">= 3x, {_verdict(met, 'cotrain.speedup')} |",
+    ]
+    notes = [
+        f"Co-training: non-pad tokens/s solo {_f(c['solo_tokens_per_s'], 0)}, co-trained "
+        f"{_f(c['cotrain_tokens_per_s'], 0)}; the largest relative difference of a member's loss at any step, "
+        f"co-trained vs solo: {c['max_loss_rel_diff']:.2g} (<= 1e-4: {_verdict(met, 'cotrain.max_loss_rel_diff')}).",
+        "",
     ]
     return rows, notes
 

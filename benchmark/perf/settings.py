@@ -35,6 +35,7 @@ class Settings:
     train_examples: int = 1024
     train_steps: int = 64  # one epoch of train_examples at batch_size
     train_repeats: int = 3  # each loop's runs, alternating; the fastest of each is kept
+    cotrain_members: int = 8  # the co-training part's trials (perf/cotrain.py MEMBERS, in order)
     # LLM-Adapters' math commands: batches of 16 in micro-batches of 4 (gradient accumulation 4).
     batch_size: int = 16
     micro_batch_size: int = 4
@@ -46,7 +47,7 @@ class Settings:
 
     def __post_init__(self):
         for name in ("eval_prompts", "max_new_tokens", "reference_max_new_tokens", "num_beams", "eval_batch_size", "train_examples",
-                     "train_steps", "train_repeats", "batch_size", "micro_batch_size", "plan_trials", "store_trials", "store_writers"):
+                     "train_steps", "train_repeats", "cotrain_members", "batch_size", "micro_batch_size", "plan_trials", "store_trials", "store_writers"):
             value = getattr(self, name)
             if name in ("eval_batch_size", "store_writers", "reference_max_new_tokens") and value is None:
                 continue
@@ -81,6 +82,7 @@ QUICK_REAL = replace(QUICK, eval_prompts=8, max_new_tokens=256, reference_max_ne
                      train_steps=4, train_repeats=1)
 # For the test suite: every code path, seconds.
 TINY = Settings(eval_prompts=3, max_new_tokens=6, eval_batch_size=2, train_examples=32, train_steps=2, train_repeats=1,
+                cotrain_members=3,
                 batch_size=16, micro_batch_size=4, cutoff_len=128, plan_trials=40, store_trials=20, store_writers=2)
 
 

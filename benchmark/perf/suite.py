@@ -7,8 +7,8 @@ import time
 
 from benchmark.perf.settings import Settings
 
-TARGETS = {"eval.speedup": 20.0, "eval.speedup_vs_peer": 2.0, "train.speedup": 1.3, "plan.seconds": 5.0,
-           "store.seconds": 10.0}
+TARGETS = {"eval.speedup": 20.0, "eval.speedup_vs_peer": 2.0, "train.speedup": 1.3, "cotrain.speedup": 3.0,
+           "cotrain.max_loss_rel_diff": 1e-4, "plan.seconds": 5.0, "store.seconds": 10.0}
 
 
 def machine() -> dict:
@@ -31,6 +31,10 @@ def targets_met(figures: dict) -> dict:
         met["eval.speedup_vs_peer"] = e["peer"]["speedup_vs_peer"] >= TARGETS["eval.speedup_vs_peer"] and e["outputs_identical"]
     if "train" in figures:
         met["train.speedup"] = (figures["train"]["speedup"] or 0) >= TARGETS["train.speedup"]
+    if "cotrain" in figures:
+        c = figures["cotrain"]
+        met["cotrain.speedup"] = c["speedup"] >= TARGETS["cotrain.speedup"]
+        met["cotrain.max_loss_rel_diff"] = c["max_loss_rel_diff"] <= TARGETS["cotrain.max_loss_rel_diff"]
     if "plan" in figures:
         met["plan.seconds"] = figures["plan"]["seconds"] < TARGETS["plan.seconds"]
         met["store.seconds"] = figures["store"]["seconds"] < TARGETS["store.seconds"]
@@ -40,13 +44,13 @@ def targets_met(figures: dict) -> dict:
 def run(s: Settings, log=print) -> dict:
     import torch
 
-    from benchmark.perf import control, evaluation, overhead, training
+    from benchmark.perf import control, cotrain, evaluation, overhead, training
 
     if s.threads:
         torch.set_num_threads(s.threads)
     started = time.perf_counter()
     figures = {"settings": s.to_dict(), "machine": machine()}
-    if "eval" in s.parts or "train" in s.parts:
+    if {"eval", "train", "cotrain"} & set(s.parts):
         log(f"perf: loading {s.model}")
         model, tokenizer = evaluation.load_model(s.model)
     if "eval" in s.parts:
@@ -56,6 +60,9 @@ def run(s: Settings, log=print) -> dict:
     if "train" in s.parts:
         log(f"perf: training, {s.train_steps} steps of {s.batch_size} in micro-batches of {s.micro_batch_size}")
         figures["train"] = training.measure(s, model, tokenizer)
+    if "cotrain" in s.parts:
+        log(f"perf: co-training, {s.cotrain_members} mixed trials of {s.train_steps} steps, solo then as one group")
+        figures["cotrain"] = cotrain.measure(s, model, tokenizer, training.features(s, tokenizer))
     if "overhead" in s.parts:
         log("perf: trial overhead, cold and warm")
         figures["overhead"] = overhead.measure(s)

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark import metrics as metric_table
-from benchmark.checks import is_int
+from benchmark.checks import in_range
 from benchmark.errors import UserError, did_you_mean
-from benchmark.registry import formats
+from benchmark.registry import bounds, formats
+from benchmark.registry.spec import Resources
 from benchmark.registry.yamlio import check_keys, require
 
 CAUSAL_FAMILIES = ("llama", "bloom", "gptj")  # decoder LMs: generation tasks, LLM-Adapters tokenizer settings
@@ -138,6 +139,10 @@ def parse_models(raw: dict, file: Path, known: dict[str, ModelEntry] | None = No
             raise _entry_error(file, f"{where}.dtype", f"got {dtype!r}; allowed: {', '.join(DTYPES)}")
         resources = body.get("resources", {}) or {}
         check_keys(resources, {"cpus", "gpus", "memory_gb"}, file, f"{where}.resources")
+        try:  # its trials' defaults: a bad value fails with the file that holds it, not in a suite that inherits it
+            Resources(**resources)
+        except ValueError as exc:
+            raise UserError(f"{file}: {where}.{exc}") from None
         trust = body.get("trust_remote_code", False)
         if not isinstance(trust, bool):
             raise _entry_error(file, f"{where}.trust_remote_code", f"got {trust!r}; allowed: true, false")
@@ -230,10 +235,10 @@ def _strings(body: dict, key: str, file: Path, where: str, hint: str = "") -> tu
     return tuple(value)
 
 
-def _positive_int(body: dict, key: str, file: Path, where: str) -> int | None:
+def _positive_int(body: dict, key: str, file: Path, where: str, limit: int) -> int | None:
     value = body.get(key)
-    if value is not None and not (is_int(value) and value >= 1):
-        raise _entry_error(file, f"{where}.{key}", f"got {value!r}; allowed: an integer >= 1")
+    if value is not None and not in_range(value, 1, limit, integer=True):
+        raise _entry_error(file, f"{where}.{key}", f"got {value!r}; allowed: {bounds.up_to(limit)}")
     return value
 
 
@@ -282,7 +287,7 @@ def _dataset(name: str, body, file: Path, tables: dict[str, DatasetTable], anywh
         if role != "eval":
             raise _entry_error(file, f"{where}.table", f"role {role!r}; allowed: a table for eval datasets only")
         _choice(table, sorted(tables), file, f"{where}.table")
-    column = _positive_int(body, "column", file, where)
+    column = _positive_int(body, "column", file, where, bounds.COLUMN)
     if column is not None and "table" not in body:
         raise _entry_error(file, f"{where}.column", "given without table; allowed: a position in the entry's table")
     published_as = body.get("published_as", "")
@@ -294,7 +299,7 @@ def _dataset(name: str, body, file: Path, tables: dict[str, DatasetTable], anywh
     return DatasetEntry(
         name=name, format=fmt.name, path=_data_path(require(body, "path", str, file, where), file, where, anywhere),
         task_family=task_family, role=role, answer=answer, labels=labels, metrics=metrics,
-        max_new_tokens=_positive_int(body, "max_new_tokens", file, where), embedded=embedded,
+        max_new_tokens=_positive_int(body, "max_new_tokens", file, where, bounds.TOKENS), embedded=embedded,
         embedded_twin=body.get("embedded_twin"), contains=_strings(body, "contains", file, where),
         source_note=body.get("source_note", ""), split=split, table=table, column=column,
         published_as=published_as, file=str(file))

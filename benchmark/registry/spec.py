@@ -13,7 +13,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from benchmark.checks import check
+from benchmark.checks import check, in_range
+from benchmark.registry import bounds
+from benchmark.registry.bounds import up_to
 from benchmark.registry.stages import AdaptStage, parse_stages
 
 # Bump when the meaning of a field changes, so old ids are not reused for new semantics.
@@ -51,40 +53,43 @@ class TrainConfig:
     max_seconds: float | None = None  # time budget of the training phase; exceeding it fails the trial (recorded)
 
     def __post_init__(self):
-        check(0 < self.epochs < float("inf"), "train.epochs", self.epochs, "a finite number > 0")  # inf: never ends
-        check(isinstance(self.batch_size, int) and self.batch_size >= 1, "train.batch_size", self.batch_size, "an integer >= 1")
-        check(isinstance(self.micro_batch_size, int) and 1 <= self.micro_batch_size <= self.batch_size,
-               "train.micro_batch_size", self.micro_batch_size, f"an integer in 1..batch_size ({self.batch_size})")
+        check(in_range(self.epochs, 0, bounds.EPOCHS) and self.epochs > 0, "train.epochs", self.epochs,
+              f"a number in (0, {bounds.EPOCHS}]")
+        check(in_range(self.batch_size, 1, bounds.BATCH, integer=True), "train.batch_size", self.batch_size,
+              up_to(bounds.BATCH))
+        check(in_range(self.micro_batch_size, 1, self.batch_size, integer=True), "train.micro_batch_size",
+              self.micro_batch_size, f"an integer in 1..batch_size ({self.batch_size})")
         check(self.batch_size % self.micro_batch_size == 0, "train.batch_size", self.batch_size,
-               f"a multiple of micro_batch_size ({self.micro_batch_size})")
-        check(0 < self.learning_rate < 10, "train.learning_rate", self.learning_rate, "a number in (0, 10)")
-        check(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0, "train.warmup_steps", self.warmup_steps, "an integer >= 0")
-        check(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a number >= 0")
-        check(self.max_grad_norm is None or (isinstance(self.max_grad_norm, (int, float))
-                                              and not isinstance(self.max_grad_norm, bool)
-                                              and 0 < self.max_grad_norm < float("inf")),
-               "train.max_grad_norm", self.max_grad_norm, "null or a finite number > 0")
-        check(isinstance(self.cutoff_len, int) and self.cutoff_len >= 8, "train.cutoff_len", self.cutoff_len, "an integer >= 8")
+              f"a multiple of micro_batch_size ({self.micro_batch_size})")
+        check(in_range(self.learning_rate, 0, 10) and 0 < self.learning_rate < 10, "train.learning_rate",
+              self.learning_rate, "a number in (0, 10)")
+        check(in_range(self.warmup_steps, 0, bounds.STEPS, integer=True), "train.warmup_steps", self.warmup_steps,
+              up_to(bounds.STEPS, 0))
+        check(in_range(self.weight_decay, 0, bounds.WEIGHT_DECAY), "train.weight_decay", self.weight_decay,
+              f"a number in [0, {bounds.WEIGHT_DECAY}]")
+        check(self.max_grad_norm is None or (in_range(self.max_grad_norm, 0, bounds.GRAD_NORM) and self.max_grad_norm > 0),
+              "train.max_grad_norm", self.max_grad_norm, f"null or a number in (0, {bounds.GRAD_NORM}]")
+        check(in_range(self.cutoff_len, 8, bounds.TOKENS, integer=True), "train.cutoff_len", self.cutoff_len,
+              up_to(bounds.TOKENS, 8))
         check(isinstance(self.train_on_inputs, bool), "train.train_on_inputs", self.train_on_inputs, "true or false")
         check(isinstance(self.group_by_length, bool), "train.group_by_length", self.group_by_length, "true or false")
         check(isinstance(self.packing, bool), "train.packing", self.packing, "true or false")
-        check(isinstance(self.val_set_size, int) and self.val_set_size >= 0, "train.val_set_size", self.val_set_size, "an integer >= 0")
-        check(self.max_train_examples is None or (isinstance(self.max_train_examples, int) and self.max_train_examples >= 1),
-               "train.max_train_examples", self.max_train_examples, "null or an integer >= 1")
-        check(self.max_steps is None or (isinstance(self.max_steps, int) and self.max_steps >= 1),
-               "train.max_steps", self.max_steps, "null or an integer >= 1")
+        check(in_range(self.val_set_size, 0, bounds.EXAMPLES, integer=True), "train.val_set_size", self.val_set_size,
+              up_to(bounds.EXAMPLES, 0))
+        check(self.max_train_examples is None or in_range(self.max_train_examples, 1, bounds.EXAMPLES, integer=True),
+              "train.max_train_examples", self.max_train_examples, "null or " + up_to(bounds.EXAMPLES))
+        check(self.max_steps is None or in_range(self.max_steps, 1, bounds.STEPS, integer=True),
+              "train.max_steps", self.max_steps, "null or " + up_to(bounds.STEPS))
         check(isinstance(self.gradient_checkpointing, bool), "train.gradient_checkpointing", self.gradient_checkpointing,
-               "true or false")
-        check(isinstance(self.seed, int), "train.seed", self.seed, "an integer")
-        check(self.early_stopping_patience is None or (isinstance(self.early_stopping_patience, int)
-                                                        and self.early_stopping_patience >= 1),
-               "train.early_stopping_patience", self.early_stopping_patience, "null or an integer >= 1")
-        check(self.max_seconds is None or (isinstance(self.max_seconds, (int, float)) and not isinstance(self.max_seconds, bool)
-                                            and 0 < self.max_seconds < float("inf")),
-               "train.max_seconds", self.max_seconds, "null or a finite number of seconds > 0")
+              "true or false")
+        check(in_range(self.seed, 0, bounds.SEED, integer=True), "train.seed", self.seed, up_to(bounds.SEED, 0))
+        check(self.early_stopping_patience is None or in_range(self.early_stopping_patience, 1, bounds.EPOCHS, integer=True),
+              "train.early_stopping_patience", self.early_stopping_patience, "null or " + up_to(bounds.EPOCHS))
+        check(self.max_seconds is None or (in_range(self.max_seconds, 0, bounds.SECONDS) and self.max_seconds > 0),
+              "train.max_seconds", self.max_seconds, f"null or a number of seconds in (0, {bounds.SECONDS}] (30 days)")
         # (that it leaves room for the question inside cutoff_len is checked where QA windows are made)
-        check(isinstance(self.doc_stride, int) and self.doc_stride >= 1, "train.doc_stride", self.doc_stride,
-               "an integer >= 1")
+        check(in_range(self.doc_stride, 1, bounds.TOKENS, integer=True), "train.doc_stride", self.doc_stride,
+              up_to(bounds.TOKENS))
 
     @property
     def grad_accum_steps(self) -> int:
@@ -107,14 +112,16 @@ class EvalConfig:
 
     def __post_init__(self):
         check(self.protocol in PROTOCOLS, "eval.protocol", self.protocol, ", ".join(PROTOCOLS))
-        check(isinstance(self.num_beams, int) and self.num_beams >= 1, "eval.num_beams", self.num_beams, "an integer >= 1")
-        check(self.max_new_tokens is None or (isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1),
-               "eval.max_new_tokens", self.max_new_tokens, "null or an integer >= 1")
-        check(isinstance(self.batch_size, int) and self.batch_size >= 1, "eval.batch_size", self.batch_size, "an integer >= 1")
-        check(self.max_eval_examples is None or (isinstance(self.max_eval_examples, int) and self.max_eval_examples >= 1),
-               "eval.max_eval_examples", self.max_eval_examples, "null or an integer >= 1")
-        check(isinstance(self.max_answer_length, int) and self.max_answer_length >= 1, "eval.max_answer_length",
-               self.max_answer_length, "an integer >= 1")
+        check(in_range(self.num_beams, 1, bounds.BEAMS, integer=True), "eval.num_beams", self.num_beams,
+              up_to(bounds.BEAMS))
+        check(self.max_new_tokens is None or in_range(self.max_new_tokens, 1, bounds.TOKENS, integer=True),
+              "eval.max_new_tokens", self.max_new_tokens, "null or " + up_to(bounds.TOKENS))
+        check(in_range(self.batch_size, 1, bounds.BATCH, integer=True), "eval.batch_size", self.batch_size,
+              up_to(bounds.BATCH))
+        check(self.max_eval_examples is None or in_range(self.max_eval_examples, 1, bounds.EXAMPLES, integer=True),
+              "eval.max_eval_examples", self.max_eval_examples, "null or " + up_to(bounds.EXAMPLES))
+        check(in_range(self.max_answer_length, 1, bounds.TOKENS, integer=True), "eval.max_answer_length",
+              self.max_answer_length, up_to(bounds.TOKENS))
 
 
 @dataclass(frozen=True)
@@ -126,9 +133,11 @@ class Resources:
     memory_gb: float | None = None
 
     def __post_init__(self):
-        check(self.cpus > 0, "resources.cpus", self.cpus, "a number > 0")
-        check(self.gpus >= 0, "resources.gpus", self.gpus, "a number >= 0")
-        check(self.memory_gb is None or self.memory_gb > 0, "resources.memory_gb", self.memory_gb, "null or a number > 0")
+        check(in_range(self.cpus, 0, bounds.CPUS) and self.cpus > 0, "resources.cpus", self.cpus,
+              f"a number in (0, {bounds.CPUS}]")
+        check(in_range(self.gpus, 0, bounds.GPUS), "resources.gpus", self.gpus, f"a number in [0, {bounds.GPUS}]")
+        check(self.memory_gb is None or (in_range(self.memory_gb, 0, bounds.MEMORY_GB) and self.memory_gb > 0),
+              "resources.memory_gb", self.memory_gb, f"null or a number in (0, {bounds.MEMORY_GB}]")
 
 
 @dataclass(frozen=True)

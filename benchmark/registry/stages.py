@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from benchmark.checks import check, in_range, is_int
+from benchmark.checks import check, in_range
+from benchmark.registry import bounds
+from benchmark.registry.bounds import up_to
 
 KINDS = ("dapt", "tapt")
 
@@ -37,20 +39,23 @@ class AdaptStage:
                   "a dataset name (task family corpus) for kind dapt")
         else:
             check(self.corpus is None, "adapt.corpus", self.corpus, "null for kind tapt (it reads the task's train_data)")
-        check(in_range(self.epochs, 0, float("inf")) and self.epochs > 0, "adapt.epochs", self.epochs, "a number > 0")
-        check(self.max_steps is None or (is_int(self.max_steps) and self.max_steps >= 1), "adapt.max_steps",
-              self.max_steps, "null or an integer >= 1")
-        check(is_int(self.batch_size) and self.batch_size >= 1, "adapt.batch_size", self.batch_size, "an integer >= 1")
+        check(in_range(self.epochs, 0, bounds.EPOCHS) and self.epochs > 0, "adapt.epochs", self.epochs,
+              f"a number in (0, {bounds.EPOCHS}]")
+        check(self.max_steps is None or in_range(self.max_steps, 1, bounds.STEPS, integer=True), "adapt.max_steps",
+              self.max_steps, "null or " + up_to(bounds.STEPS))
+        check(in_range(self.batch_size, 1, bounds.BATCH, integer=True), "adapt.batch_size", self.batch_size,
+              up_to(bounds.BATCH))
         check(in_range(self.learning_rate, 0, 1) and 0 < self.learning_rate < 1, "adapt.learning_rate",
               self.learning_rate, "a number in (0, 1)")
         check(in_range(self.warmup_ratio, 0, 1) and self.warmup_ratio < 1, "adapt.warmup_ratio", self.warmup_ratio,
               "a number in [0, 1)")
         check(in_range(self.mlm_probability, 0, 1) and 0 < self.mlm_probability < 1, "adapt.mlm_probability",
               self.mlm_probability, "a number in (0, 1)")
-        check(is_int(self.max_length) and self.max_length >= 8, "adapt.max_length", self.max_length, "an integer >= 8")
-        check(self.max_documents is None or (is_int(self.max_documents) and self.max_documents >= 1),
-              "adapt.max_documents", self.max_documents, "null or an integer >= 1")
-        check(is_int(self.seed), "adapt.seed", self.seed, "an integer")
+        check(in_range(self.max_length, 8, bounds.TOKENS, integer=True), "adapt.max_length", self.max_length,
+              up_to(bounds.TOKENS, 8))
+        check(self.max_documents is None or in_range(self.max_documents, 1, bounds.EXAMPLES, integer=True),
+              "adapt.max_documents", self.max_documents, "null or " + up_to(bounds.EXAMPLES))
+        check(in_range(self.seed, 0, bounds.SEED, integer=True), "adapt.seed", self.seed, up_to(bounds.SEED, 0))
 
     def to_dict(self) -> dict:
         return asdict(self)

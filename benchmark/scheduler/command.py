@@ -28,6 +28,7 @@ class RunOptions:
     max_failures: int | None = None  # run only; None: the command's default
     retry_failed: bool = False  # run only
     save_adapters: bool = True  # False: --no-save-adapters (not part of a trial's identity)
+    co_train: str | None = None  # --co-train (run, and the array's groups); None: the command's default (auto)
     # The user's catalogue files (--catalogue and $PEFT_BENCH_CATALOGUE's), as the launched process finds them:
     # passed as --catalogue, so it plans against the catalogue the submitting command planned against.
     catalogues: list[str] = field(default_factory=list)
@@ -60,12 +61,15 @@ def run_argv(opts: RunOptions, program: list[str]) -> list[str]:
         argv += ["--max-failures", str(opts.max_failures)]
     if opts.retry_failed:
         argv.append("--retry-failed")
+    if opts.co_train is not None:
+        argv += ["--co-train", opts.co_train]
     return argv
 
 
-def run_trial_argv(opts: RunOptions, trial_id: str, program: list[str]) -> list[str]:
-    """`program run-trial SUITE TRIAL_ID ...`: one trial, in the calling process (the run-only options do not apply)."""
-    return [*program, "run-trial", opts.suite, trial_id, *_common(opts)]
+def run_trial_argv(opts: RunOptions, trial_ids: str, program: list[str]) -> list[str]:
+    """`program run-trial SUITE TRIAL_ID... ...`: one trial, or a co-trained group's (a ShellWord the shell splits into
+    several ids), in the calling process (the run-only options do not apply)."""
+    return [*program, "run-trial", opts.suite, trial_ids, *_common(opts)]
 
 
 def job_path(file: str, working_dir: Path) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -129,3 +130,32 @@ def wait(address: str, job_id: str, timeout_s: float | None = None, poll_s: floa
         if state in TERMINAL or (deadline is not None and time.monotonic() > deadline):
             return state
         time.sleep(poll_s)
+
+
+def submit_command(args) -> int:
+    """`peft-bench submit`: plan here (typos fail before anything is sent), ship the folder, start the Ray Job."""
+    from benchmark.planner import plan
+    from benchmark.registry.catalogues import current
+    from benchmark.scheduler.command import job_path
+    from benchmark.scheduler.groups import parse_co_train
+
+    _, trials = plan(args.suite, args.filter, embedded=args.embedded)  # a typo fails here, not on the cluster
+    parse_co_train(args.co_train)
+    working_dir = Path(args.working_dir).resolve()
+    if not working_dir.is_dir():
+        raise UserError(f"--working-dir {args.working_dir!r}: not a directory; allowed: the folder to ship (default: .)")
+    entry = entrypoint(RunOptions(
+        suite=suite_argument(args.suite, working_dir), results=remote_path("--results", args.results),
+        filters=args.filter, embedded=args.embedded, data_dir=remote_path("--data-dir", args.data_dir),
+        max_concurrent=args.max_concurrent, max_failures=args.max_failures, retry_failed=args.retry_failed,
+        catalogues=[job_path(file, working_dir) for file in current().user_files], co_train=args.co_train))
+    job_id = submit(args.address, entry, working_dir, args.env, args.driver_cpus, args.driver_gpus)
+    print(job_id)
+    print(f"submitted {len(trials)} trials as {job_id}; follow it with: peft-bench jobs logs {job_id} --address {args.address}",
+          file=sys.stderr)
+    if not args.wait:
+        return 0
+    state = wait(args.address, job_id)
+    sys.stdout.write(logs(args.address, job_id))
+    print(f"{job_id}: {state}")
+    return 0 if state == "SUCCEEDED" else 1

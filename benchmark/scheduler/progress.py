@@ -69,6 +69,26 @@ class Progress:
         self.finished[trial_id] = ok
         self._event(f"{trial_id} {'ok' if ok else 'FAILED: ' + why[:160]}", always=True)
 
+    def retry(self, trial_id: str, why: str, failures: int) -> None:
+        """The trial's worker died (its node lost, its process killed) before it stored anything: the backend runs
+        it again. One line says where and which; the trial counts as remaining until it starts again."""
+        if trial_id in self.finished:
+            return
+        self.running.discard(trial_id)
+        self._event(f"{why}: retrying {trial_id} (failure {failures})", always=True)
+
+    def leased(self, trial_id: str, why: str) -> None:
+        """Another driver holds the trial (one trial, one runner): not this run's to count; its driver waits for it."""
+        if trial_id in self.finished:
+            return
+        self.running.discard(trial_id)
+        self.total -= 1
+        self._event(f"{trial_id} left to another driver ({why})", always=True)
+
+    def note(self, what: str) -> None:
+        """One line about the run itself (its cluster), kept in the scrollback."""
+        self._event(what, always=True)
+
     def tick(self) -> None:
         """Called often (each Tune loop step): redraws the terminal line at most once a second."""
         if self.tty and self.clock() - self._drawn >= 1.0:

@@ -66,6 +66,7 @@ class SlurmOptions:
     max_failures: int = 2  # Ray: retries of a trial whose worker dies; array: of a task killed by a signal
     retry_failed: bool = False
     catalogues: list[str] = field(default_factory=list)  # the user's catalogue files (absolute), as --catalogue
+    co_train: str | None = None  # --co-train: Ray's `run`, and the array's tasks (a group per task); None: auto
 
 
 def count(option: str, value, least: int = 1) -> int:
@@ -134,7 +135,7 @@ def run_options(opts: SlurmOptions) -> RunOptions:
     """What the script's `peft-bench run` / `run-trial` lines carry over from the options."""
     return RunOptions(suite=opts.suite, results=opts.results, filters=opts.filters, embedded=opts.embedded,
                       data_dir=opts.data_dir, max_concurrent=opts.max_concurrent, max_failures=opts.max_failures,
-                      retry_failed=opts.retry_failed, catalogues=list(opts.catalogues))
+                      retry_failed=opts.retry_failed, catalogues=list(opts.catalogues), co_train=opts.co_train)
 
 
 def common_sbatch(opts: SlurmOptions) -> list[str]:

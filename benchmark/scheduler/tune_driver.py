@@ -1,8 +1,9 @@
 """The Ray backend: run a list of TrialSpecs as Ray Tune trials, locally or on a cluster.
 
-One Tune trial per pending TrialSpec, each asking for its own spec.resources. The worker runs and stores
-the trial (core.run_and_store, the same call `peft-bench run-trial` makes) and reports a small summary to
-Tune; which specs are pending, the failed rows for trials whose worker died and the run summary are the
+One Tune trial per scheduling unit: a pending TrialSpec alone, or a co-trained group of them
+(scheduler/groups.py), each asking for its (first) spec's resources. The worker runs and stores the trial
+(core.run_and_store, the same call `peft-bench run-trial` makes; core.run_and_store_group for a group) and
+reports a small summary to Tune, per member; which specs are pending, the failed rows for trials whose worker died and the run summary are the
 backend-neutral bookkeeping of core.py. Only Ray things live here.
 
 Multi-node: `results_root` and `storage_path` must be shared storage, and the `benchmark` package
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import time
 import traceback
 from datetime import UTC, datetime
@@ -23,17 +25,23 @@ from ray import tune
 
 from benchmark.errors import UserError, first_line
 from benchmark.registry.spec import TrialSpec
+from benchmark.scheduler import groups
+from benchmark.scheduler.address import ADDRESS_FORMS, check_address, check_reachable, watch_head
 from benchmark.scheduler.core import (
+    LEASED,
     Outcome,
     RunSummary,
     TrialFn,
     absolute_root,
     compact_quietly,
     pending_specs,
-    record_outcomes,
     run_and_store,
+    run_and_store_group,
+    run_rounds,
     unique_specs,
 )
+from benchmark.scheduler.groups import AUTO_MEMBERS
+from benchmark.store.leases import Holder
 
 ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its task names
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
@@ -43,7 +51,7 @@ def placement_for(config: dict):
     """Each trial's own resources (Tune calls this per trial with its resolved config)."""
     from ray.tune.execution.placement_groups import PlacementGroupFactory
 
-    res = config["spec"]["resources"]
+    res = config["unit"]["spec"]["resources"]
     bundle = {"CPU": float(res["cpus"])}
     if res["gpus"]:
         bundle["GPU"] = float(res["gpus"])
@@ -52,18 +60,25 @@ def placement_for(config: dict):
     return PlacementGroupFactory([bundle])
 
 
-def make_trainable(trial_fn: TrialFn | None, data_root: str, results_root: str, save_adapters: bool = True):
-    """The function Tune runs in a worker: rebuild the spec, run it, store it, report a summary."""
+def make_trainable(trial_fn: TrialFn | None, data_root: str, results_root: str, save_adapters: bool = True,
+                   holder: Holder | None = None):
+    """The function Tune runs in a worker: rebuild the spec, run it, store it, report a summary. holder: this
+    driver's run, the owner of every lease its workers take."""
 
     def run_one_trial(config: dict) -> None:
-        spec = TrialSpec.from_dict(config["spec"])
-        result = run_and_store(spec, data_root, results_root, trial_fn, save_adapters)
-        values = [m.value for m in result.metrics if m.value is not None]
+        spec, *others = (TrialSpec.from_dict(d) for d in unit_specs(config))
+        if others:
+            results = run_and_store_group([spec, *others], data_root, results_root, save_adapters, holder)
+        else:
+            results = [run_and_store(spec, data_root, results_root, trial_fn, save_adapters, holder)]
+        values = [m.value for m in results[0].metrics if m.value is not None]
         tune.report({
-            "status": result.status,
+            "status": results[0].status,
             "trial_id": spec.trial_id,
-            "error": first_line(result.error) if result.status != "ok" else "",
+            "error": first_line(results[0].error) if results[0].status != "ok" else "",
             "main_metric": sum(values) / len(values) if values else None,
+            # Every member's outcome: the progress display and the driver's bookkeeping count trials, not groups.
+            "members": {r.trial_id: [r.status, first_line(r.error) if r.status != "ok" else ""] for r in results},
         })
 
     return run_one_trial
@@ -72,57 +87,91 @@ def make_trainable(trial_fn: TrialFn | None, data_root: str, results_root: str, 
 class ProgressPrinter(tune.Callback):
     """Feeds Tune's trial events to the live progress display (benchmark.scheduler.progress)."""
 
-    def __init__(self, total: int, started: float):
+    def __init__(self, total: int, started: float, stream=None):
         from benchmark.scheduler.progress import Progress
 
-        self.progress = Progress(total)
+        self.progress = Progress(total, stream)
         self.progress.started = started
 
     @staticmethod
-    def _name(trial) -> str:
-        return trial.config.get("spec", {}).get("trial_id", trial.trial_id)
+    def _names(trial) -> list[str]:
+        """The trial ids a Tune trial runs: one, or a co-trained group's members."""
+        return [d["trial_id"] for d in unit_specs(trial.config)] if trial.config else [trial.trial_id]
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.progress.start(self._name(trial))
+        for name in self._names(trial):
+            self.progress.start(name)
 
     def on_step_end(self, iteration, trials, **info):
         self.progress.tick()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
-        self.progress.finish(self._name(trial), result.get("status") == "ok", result.get("error", ""))
+        members = result.get("members") or {name: [result.get("status"), result.get("error", "")]
+                                            for name in self._names(trial)}
+        for name, (status, error) in members.items():
+            if status == LEASED:
+                self.progress.leased(name, error)
+            else:
+                self.progress.finish(name, status == "ok", error)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        why = why_retried(trial)
+        for name in self._names(trial):
+            self.progress.retry(name, why, trial.run_metadata.num_failures)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.progress.finish(self._name(trial), False, "the trial function raised (see the store for the traceback)")
+        for name in self._names(trial):
+            self.progress.finish(name, False, "the trial function raised (see the store for the traceback)")
 
     def on_experiment_end(self, trials, **info):
         self.progress.close()
 
 
-ADDRESS_FORMS = "auto (the cluster this node belongs to), HOST:PORT (its GCS) or ray://HOST:10001 (Ray Client)"
-# What Ray Client ships to the cluster so workers import this very checkout (as `peft-bench submit` does).
-SHIP_EXCLUDES = [".venv", "results", "reports", ".cache", ".git", "**/__pycache__", "*.parquet"]
+ACTOR_ID = re.compile(r"\bactor ([0-9a-f]{32})\b")  # as Ray's actor errors name the actor that died
 
 
-def check_address(address: str) -> str:
-    """The forms ray.init accepts for an existing cluster; anything else is a one-line UserError."""
-    if address == "auto" or re.fullmatch(r"(ray://)?[\w.\-\[\]:]+:\d{1,5}", address):
-        return address
-    raise UserError(f"--address {address!r}: allowed: {ADDRESS_FORMS}")
+def why_retried(trial) -> str:
+    """Why Tune runs a trial again, in a few words: the node lost under it, else what killed its worker.
+
+    The error Tune recorded names the trial's actor, not its node (a SIGKILLed raylet reads as a closed socket,
+    long before the cluster marks the node dead); the actor table says where the actor ran, and that node is lost
+    when the cluster says so or its raylet no longer answers."""
+    import ray
+    from ray._private.state import actors  # the GCS actor table: no dashboard needed
+
+    try:
+        text = ANSI_ESCAPES.sub("", Path(trial.error_file).read_text()).rsplit("Failure #", 1)[-1]
+    except (OSError, TypeError):  # no error file: Tune kept nothing to say
+        return "its worker died"
+    lines = [line.strip() for line in text.splitlines()[1:] if line.strip()]
+    died = f"its worker died ({lines[0][:120] if lines else 'no reason given'})"
+    match = ACTOR_ID.search(text)
+    try:
+        node_id = actors(match.group(1))["Address"]["NodeID"] if match else None
+    except (KeyError, TypeError, ValueError):
+        node_id = None
+    node = next((node for node in ray.nodes() if node["NodeID"] == node_id), None)
+    if node is None:
+        return died
+    where = f"node {node['NodeManagerAddress']} ({node['NodeID'][:8]})"
+    if not node.get("Alive") or not answers(node["NodeManagerAddress"], node["NodeManagerPort"]):
+        return f"{where} lost"
+    return f"{died[:-1]}, on {where})"
 
 
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """ray.init retries an unreachable GCS for minutes: try the TCP port first and fail in seconds."""
+def answers(host: str, port: int, timeout_s: float = 2.0) -> bool:
     import socket
 
-    if address == "auto":
-        return  # ray.init itself fails fast when no cluster runs on this node
-    host, _, port = address.removeprefix("ray://").rpartition(":")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
-    except OSError as exc:
-        raise UserError(f"--address {address}: nothing answers there ({exc.strerror or exc}); allowed: {ADDRESS_FORMS}, "
-                        "of a running cluster") from None
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
+# What Ray Client ships to the cluster so workers import this very checkout (as `peft-bench submit` does).
+SHIP_EXCLUDES = [".venv", "results", "reports", ".cache", ".git", "**/__pycache__", "*.parquet"]
 
 
 def ensure_ray(address: str | None, ray_init_kwargs: dict | None) -> bool:
@@ -135,7 +184,7 @@ def ensure_ray(address: str | None, ray_init_kwargs: dict | None) -> bool:
     if address is not None:
         check_address(address)
         kwargs.pop("include_dashboard")  # only for a Ray instance we start ourselves
-        _check_reachable(address)
+        check_reachable(address)
         if address.startswith("ray://"):
             kwargs.setdefault("runtime_env", {"working_dir": PACKAGE_PARENT, "excludes": SHIP_EXCLUDES})
         try:
@@ -173,9 +222,11 @@ def check_fits(specs: list[TrialSpec]) -> None:
 def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address: str | None = None,
               max_concurrent: int | None = None, max_failures: int = 0, trial_fn: TrialFn | None = None,
               storage_path: str | None = None, progress: bool = True,
-              ray_init_kwargs: dict | None = None, retry_failed: bool = False, save_adapters: bool = True) -> RunSummary:
+              ray_init_kwargs: dict | None = None, retry_failed: bool = False, save_adapters: bool = True,
+              progress_stream=None, co_train: int = AUTO_MEMBERS) -> RunSummary:
     """Run every spec not yet stored as ok (retry_failed: only those stored as failed) on Ray; return what
-    happened. See the module docstring."""
+    happened. progress_stream: where the progress display writes (default: sys.stdout when it writes). See the
+    module docstring."""
     from benchmark.store import Store
 
     started = time.monotonic()
@@ -188,64 +239,102 @@ def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address
         summary.seconds = time.monotonic() - started
         return summary
 
+    holder = Holder.new()  # a bad $PEFT_BENCH_LEASE_S fails here, before Ray starts
     we_started = ensure_ray(address, ray_init_kwargs)
     try:
         check_fits(pending)
-        # Absolute paths: Tune runs each trial with its trial folder as the working directory.
-        try:
-            outcomes = _fit(pending, str(Path(data_root).resolve()), results_root, max_concurrent,
-                            max_failures, trial_fn, storage_path, progress, started, save_adapters)
-        except Exception as exc:  # Tune itself gave up (e.g. Ray killed a starting worker for memory): what the
-            # workers stored stands; every other trial gets a failed row saying why, and a rerun retries it.
-            why = first_line(describe_error(exc))
-            logging.getLogger(__name__).error("Ray Tune stopped the run: %s", why)
-            outcomes = {spec.trial_id: Outcome(None, f"the run was cut short before this trial reported: {why}")
-                        for spec in pending}
+
+        def launch(batch: list[TrialSpec]) -> dict[str, Outcome]:
+            # Absolute paths: Tune runs each trial with its trial folder as the working directory.
+            try:
+                # A trial_fn (tests' fault injection) runs each trial alone: groups call the runner directly.
+                units = groups.form(batch, co_train if trial_fn is None else 1)
+                return _fit(units, str(Path(data_root).resolve()), results_root, max_concurrent, max_failures, trial_fn,
+                            storage_path, progress, started, save_adapters, progress_stream, holder)
+            except Exception as exc:  # Tune itself gave up (e.g. Ray killed a starting worker for memory): what the
+                # workers stored stands; every other trial gets a failed row saying why, and a rerun retries it.
+                why = first_line(describe_error(exc))
+                logging.getLogger(__name__).error("Ray Tune stopped the run: %s", why)
+                return {spec.trial_id: Outcome(None, f"the run was cut short before this trial reported: {why}")
+                        for spec in batch}
+
+        def say(line: str) -> None:
+            if progress:
+                print(line, file=progress_stream or sys.stdout, flush=True)
+            else:
+                logging.getLogger(__name__).info("%s", line)
+
+        run_rounds(store, pending, holder, launch, summary, say)  # other drivers' trials: waited for, or taken over
     finally:
         if we_started:
             import ray
 
             ray.shutdown()
 
-    record_outcomes(store, pending, outcomes, summary)
     compact_quietly(store, sorted({spec.suite for spec in pending}))
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def _fit(pending, data_root, results_root, max_concurrent, max_failures, trial_fn, storage_path, progress, started,
-         save_adapters=True):
-    """Run the Tune experiment; return trial_id -> what its worker reported, or why it reported nothing."""
-    trainable = tune.with_resources(make_trainable(trial_fn, data_root, results_root, save_adapters), placement_for)
+def unit_specs(config: dict) -> list[dict]:
+    """The spec dicts of one Tune trial's config: its trial, then the other members of its co-trained group."""
+    unit = config["unit"]
+    return [unit["spec"], *unit.get("members", ())]
+
+
+def _fit(units, data_root, results_root, max_concurrent, max_failures, trial_fn, storage_path, progress, started,
+         save_adapters=True, progress_stream=None, holder=None):
+    """Run the Tune experiment, one Tune trial per unit (a trial, or a co-trained group); return trial_id -> what
+    its worker reported, or why it reported nothing."""
+    pending = [spec for unit in units for spec in unit]
+    members = {unit[0].trial_id: [spec.trial_id for spec in unit] for unit in units}
+    trainable = tune.with_resources(make_trainable(trial_fn, data_root, results_root, save_adapters, holder), placement_for)
     storage = storage_path or (f"{results_root.rstrip('/')}/.ray" if "://" in results_root
                                else str(Path(results_root) / ".ray"))
+    printer = ProgressPrinter(len(pending), started, progress_stream) if progress else None
     suites = sorted({spec.suite for spec in pending})
     name = f"{'+'.join(suites)[:60].replace('/', '-')}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     tuner = tune.Tuner(
         trainable,
-        param_space={"spec": tune.grid_search([spec.to_dict() for spec in pending])},
+        param_space={"unit": tune.grid_search([{"spec": unit[0].to_dict(), "members": [s.to_dict() for s in unit[1:]]}
+                                               for unit in units])},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=max_concurrent, reuse_actors=True,
             # Short, meaningful names instead of Tune's rendering of the whole spec dict.
-            trial_name_creator=lambda trial: trial.config["spec"]["trial_id"],
-            trial_dirname_creator=lambda trial: trial.config["spec"]["trial_id"],
+            trial_name_creator=lambda trial: trial.config["unit"]["spec"]["trial_id"],
+            trial_dirname_creator=lambda trial: trial.config["unit"]["spec"]["trial_id"],
         ),
         run_config=tune.RunConfig(
             name=name, storage_path=storage, verbose=0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
-            callbacks=[ProgressPrinter(len(pending), started)] if progress else [],
+            callbacks=[printer] if printer else [],
         ),
     )
+    import ray
+    from ray.util.client import ray as ray_client
+
+    # Through Ray Client the driver runs on the cluster, and the GCS address is the cluster's own: nothing to watch
+    watching = (watch_head(ray.get_runtime_context().gcs_address, printer.progress.note)
+                if printer and not ray_client.is_connected() else None)
+    try:
+        results = tuner.fit()
+    finally:
+        if watching is not None:
+            watching.set()
     outcomes = {}
-    for result in tuner.fit():
+    for result in results:
         # A trial whose actor never started has no config; its folder is named after the trial_id.
-        trial_id = result.config["spec"]["trial_id"] if result.config else Path(result.path).name
+        trial_id = result.config["unit"]["spec"]["trial_id"] if result.config else Path(result.path).name
         reported = result.metrics or {}
-        if result.error is None and reported.get("status"):
+        if result.error is None and reported.get("members"):
+            for member, (status, error) in reported["members"].items():
+                outcomes[member] = Outcome(status, error or "")
+        elif result.error is None and reported.get("status"):
             outcomes[trial_id] = Outcome(reported["status"], reported.get("error") or "")
         else:
-            outcomes[trial_id] = Outcome(None, "Tune returned no result for this trial" if result.error is None
-                                         else describe_error(result.error))
+            why = "Tune returned no result for this trial" if result.error is None else describe_error(result.error)
+            for member in members.get(trial_id, [trial_id]):
+                outcomes[member] = Outcome(None, why)
     return outcomes
 
 

@@ -7,8 +7,8 @@ size. Publication follows the store's rule, nothing visible until complete:
   renamed onto it (rename(2) of a folder: atomic). A folder already there is never rewritten: the rename
   fails, the copy is removed (a rerun of a trial, or two runs racing, keep the first folder).
 - object stores have no folder rename: every file is copied to its final key, the manifest last, so a
-  folder without its manifest is an unfinished publication that check() refuses and the next publication
-  completes.
+  folder without its manifest is an unfinished publication: not there for exists() (readers never see it), a
+  temporary leftover for the doctor, and completed by the next publication.
 """
 
 from __future__ import annotations
@@ -68,7 +68,12 @@ def check_complete(folder: Path) -> dict:
 
 
 def exists(loc: Location, folder: str) -> bool:
-    return loc.fs.get_file_info(folder).type == pafs.FileType.Directory
+    """Whether a folder is published there. On an object store that is once its manifest is: the files land one by
+    one, the manifest last, so the part an interrupted publication left is invisible (and the next one completes
+    it). A local folder appears whole by its rename, so one there without its manifest is damaged (check says so)."""
+    if loc.local:
+        return loc.fs.get_file_info(folder).type == pafs.FileType.Directory
+    return loc.fs.get_file_info(f"{folder}/{MANIFEST}").type == pafs.FileType.File
 
 
 def publish(loc: Location, staged: Path, final: str) -> bool:
@@ -87,7 +92,7 @@ def publish(loc: Location, staged: Path, final: str) -> bool:
                 return False
             raise
         return True
-    if loc.fs.get_file_info(f"{final}/{MANIFEST}").type == pafs.FileType.File:
+    if exists(loc, final):
         return False
     files = sorted((p for p in staged.rglob("*") if p.is_file()), key=lambda p: p.name == MANIFEST)  # manifest last
     for path in files:

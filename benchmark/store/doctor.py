@@ -133,6 +133,11 @@ def diagnose(root) -> list[Finding]:
         if found:
             findings.append(found)
     for folder in sorted(adapter_folders):
+        if not loc.local and not adapters.exists(loc, folder):  # files without their manifest: see adapters.py
+            findings.append(Finding("tmp", folder, f"adapter files of an interrupted publication (no {adapters.MANIFEST}; "
+                                    "a recent one may be a write in progress); readers ignore them, the trial's "
+                                    "next run publishes the folder whole"))
+            continue
         try:
             adapters.check(loc, folder)
         except UserError as exc:

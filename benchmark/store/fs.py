@@ -7,6 +7,10 @@ Atomic publication differs by kind of filesystem:
   first, then copy it onto the final key (a PUT/copy becomes visible whole or not at all), then
   delete the temporary key. A crash leaves at most a temporary key behind, which readers ignore.
 Temporary names never end in ".parquet", so listing for "*.parquet" never returns one.
+
+A URI's credentials and endpoint come from the environment, as the filesystem's own SDK reads them (S3: the
+standard AWS variables, AWS_ENDPOINT_URL included), or from the URI's query (s3://bucket/prefix?region=...).
+`locate` asks the store once whether it answers and the bucket exists, so a typo fails before any work.
 """
 
 from __future__ import annotations
@@ -54,7 +58,32 @@ def locate(root: str | os.PathLike, filesystem: pafs.FileSystem | None = None) -
         raise UserError(f"--results {text!r}: cannot open this filesystem ({first}); allowed: a local path or a "
                         "pyarrow filesystem URI such as file:///shared/results, s3://bucket/prefix, gs://bucket/prefix, "
                         "hdfs://host/path") from None
-    return Location(fs, path.rstrip("/"), text)
+    loc = Location(fs, path.rstrip("/"), text)
+    _check_reachable(loc)
+    return loc
+
+
+# Object stores whose first path component is a bucket that peft-bench never creates (the user's, with its
+# permissions and lifecycle rules): a missing one would otherwise fail the first write, after a trial trained.
+BUCKET_STORES = ("s3", "gcs")
+
+
+def _check_reachable(loc: Location) -> None:
+    """One metadata request, so an unreachable endpoint, refused credentials or a missing bucket fail in one line
+    before anything runs; a missing prefix is fine (the first write creates it)."""
+    bucket = loc.base.split("/", 1)[0]
+    try:
+        info = loc.fs.get_file_info(loc.base)
+        if loc.fs.type_name in BUCKET_STORES and info.type == pafs.FileType.NotFound and bucket != loc.base:
+            info = loc.fs.get_file_info(bucket)
+    except (pa.ArrowException, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"--results {loc.display!r}: cannot reach the store ({first}); allowed: a reachable store "
+                        "and its credentials (S3: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, and "
+                        "AWS_ENDPOINT_URL for an S3-compatible server)") from None
+    if loc.fs.type_name in BUCKET_STORES and info.type == pafs.FileType.NotFound:
+        raise UserError(f"--results {loc.display!r}: bucket {bucket!r} not found at this endpoint; allowed: an "
+                        "existing bucket (peft-bench writes under its prefix, it never creates buckets)")
 
 
 def is_uri(root: str | os.PathLike) -> bool:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3  # 2: `split` (dev | test; null in version-1 files means test); 3: `adapter_bytes`, `source`
+SCHEMA_VERSION = 4  # 2: `split` (dev | test; null in version-1 files means test); 3: `adapter_bytes`, `source`;
+# 4: `co_train_group`
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -59,6 +60,8 @@ TRIAL_SCHEMA = pa.schema([
     # null: the trial's own run; eval: `peft-bench eval` of its kept adapter; rescore: `peft-bench rescore` of its
     # stored outputs. Rows of eval and rescore live under evals/ (benchmark/store/evals.py), never under trials/.
     pa.field("source", pa.string()),
+    # The co-trained group the trial trained in (train/cotrain.py: one shared base, its numbers as alone); null: alone.
+    pa.field("co_train_group", pa.string()),
 ], metadata={"peft_bench.schema_version": str(SCHEMA_VERSION)})
 
 # Columns without which a Parquet file is not one of ours (the reader skips it with a warning).

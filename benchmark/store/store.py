@@ -11,6 +11,7 @@ Layout (a suite "llm_adapters/math" is the folder "llm_adapters__math"):
     adapters/<trial_id>/                                 what the ok trial trained (adapters.py; published
                                                          before its trial file, never rewritten)
     evals/<trial_id>/...                                 rows of `peft-bench eval` / `rescore` (evals.py)
+and beside the suites, <root>/.leases/<suite>/<trial_id>/<owner>.json: who runs a trial now (leases.py).
 
 Concurrency: every file is published atomically (fs.write_atomic). Writers never overwrite each
 other's information: a failed attempt gets a unique name, so it can never erase an ok result or an

@@ -129,6 +129,7 @@ def trial_rows(result: TrialResult) -> list[dict]:
         "started_at": _timestamp(result.started_at, "started_at"),
         "finished_at": _timestamp(result.finished_at, "finished_at"),
         "adapter_bytes": result.adapter_bytes,
+        "co_train_group": result.co_train_group,
         "source": None,
     }
     if not result.metrics:

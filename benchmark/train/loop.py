@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from benchmark.metrics import MetricDef
 from benchmark.models.attention import base_of
@@ -189,6 +190,128 @@ class BestWeights:
             p.copy_(saved)
 
 
+class TrialRun:
+    """One trial's training state between optimizer steps: its data order, optimizer, schedule, early stopping
+    and statistics. `train` below drives one; a co-trained group (train/cotrain.py) drives several through one
+    shared base, each exactly as `train` would (the forwards and backwards are the caller's)."""
+
+    def __init__(self, model, tokenizer, features: list[dict], cfg: TrainConfig, device: str = "cpu",
+                 log_every: int = 10, val_features: list[dict] | None = None, dev_score=None,
+                 dev_metric: MetricDef | None = None):
+        if dev_score is not None and dev_metric is None:
+            raise ValueError("train: dev_score needs dev_metric (the metric table's entry it returns)")
+        if log_every < 1:
+            raise ValueError(f"log_every: got {log_every}; allowed: an integer >= 1")
+        if val_features is None:
+            train_set, val_set = split_validation(features, cfg.val_set_size, cfg.seed)
+        else:
+            train_set, val_set = list(features), list(val_features)
+        if not train_set:
+            raise ValueError("train: no training examples")
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError("train: the model has no trainable parameters")
+        self.model, self.tokenizer, self.cfg, self.device, self.log_every = model, tokenizer, cfg, device, log_every
+        self.train_set, self.val_set, self.dev_score = train_set, val_set, dev_score
+        self.pad_id, self.side = _pad_settings(tokenizer)
+        self.packing = cfg.packing and packing_matches(model, train_set, self.pad_id, self.side, device,
+                                                       lambda: _autocast(model, device))
+        torch.manual_seed(cfg.seed)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        self.total_steps = total_optimizer_steps(len(train_set), cfg)
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           linear_schedule(cfg.warmup_steps, self.total_steps))
+        self.lengths = [len(f["input_ids"]) for f in train_set]
+        # Length grouping only cuts padding; packed micro-batches have none, so they keep the plain shuffle.
+        self.stream = _micro_batch_stream(self.lengths, cfg.micro_batch_size, cfg.group_by_length and not self.packing,
+                                          generator)
+        self.stats = TrainStats(steps=0, train_examples=len(train_set), val_examples=len(val_set), packed=self.packing)
+        self.steps_per_epoch = math.ceil(math.ceil(len(train_set) / cfg.micro_batch_size) / cfg.grad_accum_steps)
+        self.best = (BestWeights(self.params, cfg.early_stopping_patience, dev_metric.higher_is_better)
+                     if dev_score is not None else None)
+        self.step_losses: list[float] = []
+        self.window_start = 0
+        self.checkpointing = cfg.gradient_checkpointing and _enable_checkpointing(model)
+        keep_float64_loss(model)
+        self.done = False
+        model.train()
+        self.started = time.perf_counter()
+
+    def make_batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        features = [self.train_set[i] for i in indices]
+        return pack(features, self.pad_id) if self.packing else collate(features, self.pad_id, self.side)
+
+    def forward_context(self):
+        return packed_forward(self.model) if self.packing else contextlib.nullcontext()
+
+    def next_step(self) -> list[list[int]]:
+        """The example indices of the next optimizer step, one list per forward (packed rows or micro-batches)."""
+        chosen = [next(self.stream) for _ in range(self.cfg.grad_accum_steps)]
+        if self.packing:  # a step's examples in as few rows as memory allows
+            chosen = packed_rows([i for indices in chosen for i in indices], self.lengths,
+                                 self.cfg.micro_batch_size * self.cfg.cutoff_len)
+        self.stats.tokens += sum(self.lengths[i] for indices in chosen for i in indices)
+        return chosen
+
+    def finish_step(self, step_loss: float) -> None:
+        """After the step's backwards: clip, update, schedule, log, and at an epoch's end the dev score. Sets
+        `done` when the steps are spent or patience ran out; raises TimeoutError past train.max_seconds."""
+        cfg = self.cfg
+        if cfg.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        step = self.stats.steps + 1
+        if cfg.max_seconds is not None and time.perf_counter() - self.started > cfg.max_seconds:
+            raise TimeoutError(f"train.max_seconds: the time budget of {cfg.max_seconds:g} s ran out at step "
+                               f"{step} of {self.total_steps}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.stats.steps = step
+        self.step_losses.append(step_loss)
+        if step % self.log_every == 0 or step == self.total_steps:
+            window = self.step_losses[self.window_start:]
+            if window:
+                self.stats.loss_history.append((step, sum(window) / len(window)))
+                log.info("step %d/%d loss %.4f lr %.3g", step, self.total_steps, self.stats.loss_history[-1][1],
+                         self.scheduler.get_last_lr()[0])
+            self.window_start = len(self.step_losses)
+        if self.best is not None and (step % self.steps_per_epoch == 0 or step == self.total_steps):
+            epoch = math.ceil(step / self.steps_per_epoch)
+            score = float(self.dev_score(self.model))
+            self.model.train()
+            self.stats.dev_history.append((epoch, score))
+            log.info("epoch %d dev %.3f", epoch, score)
+            if self.best.update(epoch, score):
+                self.stats.stopped_early = True
+                self.done = True
+        if step >= self.total_steps:
+            self.done = True
+
+    def stop(self) -> None:
+        """The clock stops and the model leaves training mode (also after an error)."""
+        self.stats.seconds = time.perf_counter() - self.started
+        self.model.eval()
+        if self.checkpointing:
+            base_of(self.model).gradient_checkpointing_disable()
+            self.checkpointing = False
+
+    def result(self) -> TrainStats:
+        """After stop(): the best epoch's weights restored, the closing loss and the held-out loss."""
+        stats, best = self.stats, self.best
+        if best is not None:
+            if best.saved:
+                best.restore()
+            stats.best_epoch, stats.best_dev = best.best_epoch, best.best
+        last = self.step_losses[-min(self.log_every, len(self.step_losses)):]
+        stats.final_loss = sum(last) / len(last) if last else None
+        stats.tokens_per_s = stats.tokens / stats.seconds if stats.seconds > 0 else 0.0
+        if self.val_set:
+            stats.val_loss = evaluation_loss(self.model, self.tokenizer, self.val_set, self.cfg.micro_batch_size,
+                                             self.device)
+        return stats
+
+
 def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str = "cpu", log_every: int = 10,
           val_features: list[dict] | None = None, dev_score=None, dev_metric: MetricDef | None = None) -> TrainStats:
     """Fine-tune the trainable parameters of `model` (already on `device`) on tokenised features.
@@ -198,104 +321,56 @@ def train(model, tokenizer, features: list[dict], cfg: TrainConfig, device: str 
     value of dev_metric (the metric table's entry: which direction is better); with
     cfg.early_stopping_patience the best epoch's weights are restored at the end and training stops
     after that many epochs without a better score."""
-    if dev_score is not None and dev_metric is None:
-        raise ValueError("train: dev_score needs dev_metric (the metric table's entry it returns)")
-    if log_every < 1:
-        raise ValueError(f"log_every: got {log_every}; allowed: an integer >= 1")
-    if val_features is None:
-        train_set, val_set = split_validation(features, cfg.val_set_size, cfg.seed)
-    else:
-        train_set, val_set = list(features), list(val_features)
-    if not train_set:
-        raise ValueError("train: no training examples")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("train: the model has no trainable parameters")
-
-    pad_id, side = _pad_settings(tokenizer)
-    packing = cfg.packing and packing_matches(model, train_set, pad_id, side, device, lambda: _autocast(model, device))
-    torch.manual_seed(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    total_steps = total_optimizer_steps(len(train_set), cfg)
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(cfg.warmup_steps, total_steps))
-    lengths = [len(f["input_ids"]) for f in train_set]
-    # Length grouping only cuts padding; packed micro-batches have none, so they keep the plain shuffle.
-    stream = _micro_batch_stream(lengths, cfg.micro_batch_size, cfg.group_by_length and not packing, generator)
-    if packing:
-        make_batch, forward_context = (lambda fs: pack(fs, pad_id)), (lambda: packed_forward(model))
-    else:
-        make_batch, forward_context = (lambda fs: collate(fs, pad_id, side)), contextlib.nullcontext
-
-    stats = TrainStats(steps=0, train_examples=len(train_set), val_examples=len(val_set), packed=packing)
-    steps_per_epoch = math.ceil(math.ceil(len(train_set) / cfg.micro_batch_size) / cfg.grad_accum_steps)
-    best = BestWeights(params, cfg.early_stopping_patience, dev_metric.higher_is_better) if dev_score is not None else None
-    step_losses: list[float] = []
-    window_start = 0
-    checkpointing = cfg.gradient_checkpointing and _enable_checkpointing(model)
-    model.train()
-    started = time.perf_counter()
+    run = TrialRun(model, tokenizer, features, cfg, device, log_every, val_features, dev_score, dev_metric)
     try:
-        for step in range(1, total_steps + 1):
-            chosen = [next(stream) for _ in range(cfg.grad_accum_steps)]
-            if packing:  # a step's examples in as few rows as memory allows
-                chosen = packed_rows([i for indices in chosen for i in indices], lengths,
-                                     cfg.micro_batch_size * cfg.cutoff_len)
-            micro = [make_batch([train_set[i] for i in indices]) for indices in chosen]
-            stats.tokens += sum(lengths[i] for indices in chosen for i in indices)
-            stats.forwards += len(micro)
+        while not run.done:
+            micro = [run.make_batch(indices) for indices in run.next_step()]
+            run.stats.forwards += len(micro)
             counts = [loss_weight(b) for b in micro]
             step_tokens = sum(counts)
             step_loss = 0.0
             for batch, n in zip(micro, counts):
                 if n == 0:  # every label masked (e.g. truncated prompt with train_on_inputs False)
                     continue
-                with forward_context():
+                with run.forward_context():
                     with _autocast(model, device):
                         loss = model(**_to(batch, device)).loss
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"non-finite loss at step {step}: {loss.item()}")
+                    check_loss(loss, run.stats.steps + 1)
                     # Weight each micro-batch mean by its share of the step's label tokens.
                     (loss * (n / step_tokens)).backward()
                 step_loss += loss.item() * n / step_tokens
-            if cfg.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            if cfg.max_seconds is not None and time.perf_counter() - started > cfg.max_seconds:
-                raise TimeoutError(f"train.max_seconds: the time budget of {cfg.max_seconds:g} s ran out at step "
-                                   f"{step} of {total_steps}")
-            optimizer.zero_grad(set_to_none=True)
-            stats.steps = step
-            step_losses.append(step_loss)
-            if step % log_every == 0 or step == total_steps:
-                window = step_losses[window_start:]
-                if window:
-                    stats.loss_history.append((step, sum(window) / len(window)))
-                    log.info("step %d/%d loss %.4f lr %.3g", step, total_steps, stats.loss_history[-1][1],
-                             scheduler.get_last_lr()[0])
-                window_start = len(step_losses)
-            if best is not None and (step % steps_per_epoch == 0 or step == total_steps):
-                epoch = math.ceil(step / steps_per_epoch)
-                score = float(dev_score(model))
-                model.train()
-                stats.dev_history.append((epoch, score))
-                log.info("epoch %d dev %.3f", epoch, score)
-                if best.update(epoch, score):
-                    stats.stopped_early = True
-                    break
+            run.finish_step(step_loss)
     finally:
-        stats.seconds = time.perf_counter() - started
-        model.eval()
-        if checkpointing:
-            base_of(model).gradient_checkpointing_disable()
-    if best is not None:
-        if best.saved:
-            best.restore()
-        stats.best_epoch, stats.best_dev = best.best_epoch, best.best
-    last = step_losses[-min(log_every, len(step_losses)):]
-    stats.final_loss = sum(last) / len(last) if last else None
-    stats.tokens_per_s = stats.tokens / stats.seconds if stats.seconds > 0 else 0.0
-    if val_set:
-        stats.val_loss = evaluation_loss(model, tokenizer, val_set, cfg.micro_batch_size, device)
-    return stats
+        run.stop()
+    return run.result()
+
+
+def loss_dtype(logits: torch.Tensor) -> torch.dtype:
+    """float32 for half precision and float32 logits (as transformers), float64 for float64 logits."""
+    return torch.promote_types(logits.dtype, torch.float32)
+
+
+def _float64_causal_lm_loss(logits, labels, vocab_size: int, num_items_in_batch=None, ignore_index: int = -100,
+                            shift_labels=None, **kwargs):
+    """transformers' ForCausalLMLoss with the logits' float64 kept (it casts every dtype to float32)."""
+    if shift_labels is None:
+        shift_labels = F.pad(labels, (0, 1), value=ignore_index)[..., 1:]
+    logits = logits.to(loss_dtype(logits)).reshape(-1, vocab_size)
+    shift_labels = shift_labels.reshape(-1).to(logits.device)
+    if num_items_in_batch is None:
+        return F.cross_entropy(logits, shift_labels, ignore_index=ignore_index)
+    return F.cross_entropy(logits, shift_labels, ignore_index=ignore_index, reduction="sum") / num_items_in_batch
+
+
+def keep_float64_loss(model) -> None:
+    """A float64 causal LM computes its loss in float64: what the tests of co-training compare to 1e-9 (transformers
+    would round it to float32). Every other dtype keeps transformers' own loss."""
+    core = base_of(model)
+    dtypes = {p.dtype for p in core.parameters()}
+    if dtypes == {torch.float64} and getattr(core, "loss_type", None) == "ForCausalLM":
+        core.loss_function = _float64_causal_lm_loss
+
+
+def check_loss(loss: torch.Tensor, step: int) -> None:
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"non-finite loss at step {step}: {loss.item()}")

@@ -75,6 +75,11 @@ def missing_file_error(dataset: str, path: Path, source_note: str = "") -> UserE
     return UserError(f"dataset {dataset!r}: file not found: {path}{note} {HINT}")
 
 
+def empty_file(path: Path, what: str) -> UserError:
+    """A data file with nothing in it (zero bytes, blank lines, an empty list): said as such, not as a parse error."""
+    return UserError(f"{path}: empty (no {what}); allowed: a file with at least one")
+
+
 def require(source: Source) -> Path:
     """The source's file or folder; UserError naming the dataset, the path and the source note when missing."""
     if not source.location.exists():

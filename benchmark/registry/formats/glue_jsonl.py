@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.errors import UserError
-from benchmark.registry.formats import Source, register, split_file
+from benchmark.registry.formats import Source, empty_file, register, split_file
 
 SPLITS = ("train", "validation", "test", "validation_matched", "validation_mismatched", "test_matched",
           "test_mismatched")
@@ -48,6 +48,8 @@ def read_jsonl(path: Path) -> list[dict]:
         if not isinstance(row, dict):
             raise UserError(f"{path}: line {n}: expected an object, got {type(row).__name__}")
         rows.append(row)
+    if not rows:
+        raise empty_file(path, "rows: every line is blank")
     return rows
 
 

@@ -16,7 +16,7 @@ from benchmark.errors import UserError, first_line
 from benchmark.registry.formats import HINT, Source, register
 from benchmark.registry.formats.glue_jsonl import row_to_example
 from benchmark.registry.formats.llm_adapters import parse_rows
-from benchmark.registry.formats.squad_v1 import SquadExample
+from benchmark.registry.formats.squad_v1 import SquadExample, check_starts
 
 
 def _rows(source: Source, location: str, config: str):
@@ -55,9 +55,12 @@ class HuggingFace:
         if {"instruction", "output"} <= set(rows.column_names):  # the LLM-Adapters record, e.g. a hub mirror of math_10k
             return parse_rows([{"input": "", **r} for r in rows], Path(source.path), source.dataset)
         if "context" in rows.column_names and "answers" in rows.column_names:
-            return [SquadExample(id=str(r["id"]), question=r["question"], context=r["context"],
-                                 answers=tuple(r["answers"]["text"]), answer_starts=tuple(r["answers"]["answer_start"]),
-                                 title=r.get("title", "")) for r in rows]
+            examples = [SquadExample(id=str(r["id"]), question=r["question"], context=r["context"],
+                                     answers=tuple(r["answers"]["text"]), answer_starts=tuple(r["answers"]["answer_start"]),
+                                     title=r.get("title", "")) for r in rows]
+            for i, example in enumerate(examples):
+                check_starts(example, f"{source.path} split {source.split}: row {i} (id {example.id})")
+            return examples
         return [row_to_example(r, str(i), f"{source.path}: row {i}") for i, r in enumerate(rows)]
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.errors import UserError
-from benchmark.registry.formats import Source, missing_file_error, register, require
+from benchmark.registry.formats import Source, empty_file, missing_file_error, register, require
 
 REQUIRED = ("instruction", "input", "output")
 
@@ -43,6 +43,8 @@ def parse_rows(rows, path: Path, dataset: str, need_answer: bool = False) -> lis
     if not isinstance(rows, list):
         raise UserError(f"{path}: expected a JSON list of {{instruction, input, output, answer}} rows, "
                         f"got {type(rows).__name__}")
+    if not rows:
+        raise empty_file(path, "rows: the JSON list is empty")
     examples = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
@@ -67,7 +69,10 @@ def load_file(path: Path, dataset: str, source_note: str = "", need_answer: bool
     if not path.is_file():
         raise missing_file_error(dataset, path, source_note)
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise empty_file(path, "rows: a JSON list of {instruction, input, output, answer}")
+        rows = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON: {exc}") from None
     except UnicodeDecodeError as exc:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.errors import UserError
-from benchmark.registry.formats import Source, register, split_file
+from benchmark.registry.formats import Source, empty_file, register, split_file
 
 SPLIT_FILES = {"train": "train-v1.1.json", "dev": "dev-v1.1.json", "validation": "dev-v1.1.json"}
 
@@ -45,12 +45,26 @@ def parse(raw: dict, where: str) -> list[SquadExample]:
                     starts = tuple(int(x["answer_start"]) for x in qa["answers"])
                     if not answers or not all(t.strip() for t in answers):  # no gold: every prediction would score 0
                         raise ValueError(f"answers {qa['answers']!r} has no non-empty text")
-                    out.append(SquadExample(id=str(qa["id"]), question=str(qa["question"]), context=context,
-                                            answers=answers, answer_starts=starts, title=str(article.get("title", ""))))
+                    example = SquadExample(id=str(qa["id"]), question=str(qa["question"]), context=context,
+                                           answers=answers, answer_starts=starts, title=str(article.get("title", "")))
                 except (KeyError, TypeError, ValueError) as exc:
                     raise UserError(f"{at}: malformed question ({type(exc).__name__}: {exc}); "
                                     "required: id, question, answers[{text, answer_start}]") from None
+                check_starts(example, f"{at} (id {example.id})")
+                out.append(example)
     return out
+
+
+def check_starts(example: SquadExample, where: str) -> None:
+    """Every answer_start must point at its answer text: training builds its target span from the offset alone, so
+    a misaligned one would teach a wrong span without any error (and the text would still score)."""
+    context = example.context
+    for k, (text, start) in enumerate(zip(example.answers, example.answer_starts)):
+        if 0 <= start <= len(context) - len(text) and context[start:start + len(text)] == text:
+            continue
+        there = repr(context[start:start + len(text)]) if 0 <= start < len(context) else "outside the context"
+        raise UserError(f"{where}: answers[{k}].answer_start: got {start} ({there} there, in a context of "
+                        f"{len(context)} characters); allowed: the offset of the answer text {text[:60]!r} in its context")
 
 
 def split_path(root: Path, split: str) -> Path:
@@ -64,12 +78,18 @@ def load_file(path: Path) -> list[SquadExample]:
     if not path.is_file():
         raise UserError(f"file not found: {path}")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise empty_file(path, "SQuAD v1.1 JSON")
+        raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON: {exc}") from None
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); allowed: UTF-8 JSON") from None
-    return parse(raw, str(path))
+    examples = parse(raw, str(path))
+    if not examples:
+        raise empty_file(path, "questions: its 'data' holds none")
+    return examples
 
 
 class SquadV1:

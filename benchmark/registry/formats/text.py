@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from benchmark.errors import UserError
-from benchmark.registry.formats import Source, register, require
+from benchmark.registry.formats import Source, empty_file, register, require
 
 SUFFIXES = (".txt", ".jsonl")
 
@@ -50,7 +50,7 @@ def load_file(path: Path) -> list[str]:
         if row["text"].strip():
             docs.append(row["text"])
     if not docs:
-        raise UserError(f"{path}: no documents (every line is blank); allowed: one document a line")
+        raise empty_file(path, "documents: every line is blank")
     return docs
 
 
