@@ -240,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     def co_train_arg(p):
         p.add_argument("--co-train", default=None, metavar="auto|off|K",
                        help="train trials that share a frozen base together, one forward and backward for all "
-                            "(default auto: groups of up to 8; off: every trial alone; K: groups of at most K)")
+                            "(default auto: trials on GPUs in groups of up to 8, CPU-only trials alone; off: every "
+                            "trial alone; K: groups of at most K, CPU trials included)")
 
     def suite_args(p, filters=True):
         p.add_argument("suite", help="a YAML path or a name such as smoke or llm_adapters/math")

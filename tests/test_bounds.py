@@ -266,3 +266,36 @@ def test_a_damaged_adapter_folder_is_one_line_naming_folder_and_file(damage, jun
             check_complete(folder)
         message = str(caught.value)
         assert "\n" not in message and message.startswith(f"adapter folder {folder}"), message
+
+
+# ---- method arguments and the co-training option ----
+
+METHOD_WIDTHS = [("lora", "r", bounds.WIDTH), ("dora", "r", bounds.WIDTH), ("series", "bottleneck_size", bounds.WIDTH),
+                 ("parallel", "bottleneck_size", bounds.WIDTH), ("prefix", "num_virtual_tokens", bounds.TOKENS),
+                 ("prompt", "num_virtual_tokens", bounds.TOKENS), ("unipelt", "lora_r", bounds.WIDTH)]
+
+
+@FAST
+@given(case=st.sampled_from(METHOD_WIDTHS), over=st.integers(min_value=1, max_value=10**30))
+def test_a_method_width_over_its_bound_is_one_line_naming_it(case, over):
+    from benchmark import methods
+
+    method, field, limit = case
+    with pytest.raises(UserError) as info:
+        methods.build_config(method, {field: limit + over})
+    message = str(info.value)
+    assert f"method_args.{field}: got" in message and f"..{limit}" in message and "\n" not in message
+    methods.build_config(method, {field: limit})  # the bound itself is allowed
+
+
+@FAST
+@given(value=st.one_of(st.text(max_size=6), st.integers(min_value=-10**6, max_value=10**6).map(str)))
+def test_co_train_takes_auto_off_or_a_group_size_and_names_the_option_otherwise(value):
+    from benchmark.scheduler import groups
+
+    if value in ("auto", "off") or (value.isdigit() and str(int(value)) == value and 1 <= int(value) <= 64):
+        parsed = groups.parse_co_train(value)
+        assert 1 <= parsed.most <= 64
+        return
+    with pytest.raises(UserError, match="^--co-train: got .*; allowed: auto, off, or a whole number"):
+        groups.parse_co_train(value)

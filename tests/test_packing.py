@@ -141,3 +141,19 @@ def test_gradient_checkpointing_on_a_model_without_it_names_the_field():
                       gradient_checkpointing=True, packing=False)
     with pytest.raises(ValueError, match="train.gradient_checkpointing"):
         train(NoCheckpointing(), tiny_tokenizer(), features([5]), cfg)
+
+
+def test_prefix_tuning_with_gradient_checkpointing_trains_its_prefix():
+    """transformers' checkpointed layers drop the cache in training, and prefix tuning's virtual key/values are that
+    cache: checkpointing is left off for it (LLM-Adapters' LLaMA-13B commands ask for it on every method)."""
+    from benchmark import methods
+
+    feats = features([9, 12, 7, 10])
+    runs = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = methods.apply(llama(), "prefix", {"num_virtual_tokens": 3})
+        cfg = TrainConfig(epochs=1, batch_size=2, micro_batch_size=2, warmup_steps=0, max_steps=2,
+                          learning_rate=1e-2, gradient_checkpointing=checkpointing)
+        runs.append(train(model, tiny_tokenizer(), feats, cfg, log_every=1).loss_history)
+    assert runs[0] == runs[1]

@@ -74,9 +74,8 @@ def test_one_array_task_per_trial_with_throttle_and_resources(tmp_path):
 def test_defaults_come_from_what_the_trials_ask_for(tmp_path):
     text = array_script(tmp_path)
     lines = sbatch_lines(text)
-    # No throttle; co-training on by default: smoke's 2 full fine-tunings alone, its 10 other trials (one base) in two
-    # groups of 5. Smoke trials ask for 1 CPU, no GPU.
-    assert "--array=0-3" in lines and "--cpus-per-task=1" in lines
+    # No throttle; smoke trials ask for 1 CPU and no GPU, so `--co-train auto` leaves each alone: 12 tasks.
+    assert "--array=0-11" in lines and "--cpus-per-task=1" in lines
     assert not any(line.startswith(("--gpus-per-task", "--mem")) for line in lines)
     _, specs = plan(SUITE, [])
     hungry = [replace(s, resources=Resources(cpus=3, gpus=0.5, memory_gb=7.5)) for s in specs[:2]]

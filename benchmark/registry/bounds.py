@@ -22,6 +22,8 @@ GPUS = 64
 MEMORY_GB = 65_536
 COLUMN = 1000  # a report table's column position
 WIDTH = 65_536  # a method's width: LoRA ranks, bottleneck sizes (LLM-Adapters: 8-256; a 70B's hidden size: 8192)
+CONCURRENT = 100_000  # trials at once, nodes, CPUs or GPUs a launcher asks for: the largest clusters run ~10,000 GPUs
+RETRIES = 100  # retries of a trial whose worker died (the default is 2)
 SCALE = 1_000_000  # a method's positive factor: LoRA's alpha (16-64), AdapterHub's reduction factor (16)
 
 

@@ -37,8 +37,14 @@ def run(args) -> int:
     from benchmark.scheduler.groups import parse_co_train
 
     co_train = parse_co_train(args.co_train)
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise UserError(f"--max-concurrent {args.max_concurrent}: allowed: an integer >= 1 (trials running at once, cluster-wide)")
+    from benchmark.registry import bounds
+
+    if args.max_concurrent is not None and not 1 <= args.max_concurrent <= bounds.CONCURRENT:
+        raise UserError(f"--max-concurrent {args.max_concurrent}: allowed: {bounds.up_to(bounds.CONCURRENT)} (trials "
+                        "running at once, cluster-wide)")
+    if not 0 <= args.max_failures <= bounds.RETRIES:
+        raise UserError(f"--max-failures {args.max_failures}: allowed: {bounds.up_to(bounds.RETRIES, 0)} (retries of a "
+                        "trial whose worker died)")
     data_root = Path(data_dir(args.data_dir))
     check_datasets(trials, data_root, args.suite)
     log = None if args.verbose else Path(args.log) if args.log else default_log(args.results, specs[0].suite if specs else suite.name)

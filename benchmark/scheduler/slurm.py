@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benchmark.errors import UserError
+from benchmark.registry import bounds
 from benchmark.registry.spec import TrialSpec
 from benchmark.scheduler.command import RunOptions, ShellWord, run_argv, shell_line
 from benchmark.store.fs import is_uri
@@ -69,11 +70,11 @@ class SlurmOptions:
     co_train: str | None = None  # --co-train: Ray's `run`, and the array's tasks (a group per task); None: auto
 
 
-def count(option: str, value, least: int = 1) -> int:
-    """`value` (an int or its text) as an int >= least, else a UserError naming `option`."""
+def count(option: str, value, least: int = 1, most: int = bounds.CONCURRENT) -> int:
+    """`value` (an int or its text) as an int in least..most, else a UserError naming `option`."""
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < least:
-        raise UserError(f"{option} {value!r}: allowed: an integer >= {least}")
+    if isinstance(value, bool) or not text.isdigit() or not least <= int(text) <= most:
+        raise UserError(f"{option} {value!r}: allowed: {bounds.up_to(most, least)}")
     return int(text)
 
 
@@ -96,7 +97,7 @@ def validated(opts: SlurmOptions) -> SlurmOptions:
                                            ("cpus_per_node", "--cpus-per-node", 1), ("gpus_per_task", "--gpus-per-task", 0),
                                            ("cpus_per_task", "--cpus-per-task", 1),
                                            ("max_concurrent", "--max-concurrent", 1))}
-    numbers["max_failures"] = count("--max-failures", opts.max_failures, 0)
+    numbers["max_failures"] = count("--max-failures", opts.max_failures, 0, bounds.RETRIES)
     for option, value in (("--partition", opts.partition), ("--account", opts.account), ("--job-name", opts.job_name)):
         if value is not None:
             check_name(option, value)

@@ -40,7 +40,7 @@ from benchmark.scheduler.core import (
     run_rounds,
     unique_specs,
 )
-from benchmark.scheduler.groups import AUTO_MEMBERS
+from benchmark.scheduler.groups import AUTO, OFF, CoTrain
 from benchmark.store.leases import Holder
 
 ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its task names
@@ -223,10 +223,10 @@ def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address
               max_concurrent: int | None = None, max_failures: int = 0, trial_fn: TrialFn | None = None,
               storage_path: str | None = None, progress: bool = True,
               ray_init_kwargs: dict | None = None, retry_failed: bool = False, save_adapters: bool = True,
-              progress_stream=None, co_train: int = AUTO_MEMBERS) -> RunSummary:
+              progress_stream=None, co_train: CoTrain = AUTO) -> RunSummary:
     """Run every spec not yet stored as ok (retry_failed: only those stored as failed) on Ray; return what
-    happened. progress_stream: where the progress display writes (default: sys.stdout when it writes). See the
-    module docstring."""
+    happened. progress_stream: where the progress display writes (default: sys.stdout when it writes); co_train:
+    which trials train together (scheduler/groups.py). See the module docstring."""
     from benchmark.store import Store
 
     started = time.monotonic()
@@ -248,7 +248,7 @@ def run_specs(specs: list[TrialSpec], data_root: str, results_root: str, address
             # Absolute paths: Tune runs each trial with its trial folder as the working directory.
             try:
                 # A trial_fn (tests' fault injection) runs each trial alone: groups call the runner directly.
-                units = groups.form(batch, co_train if trial_fn is None else 1)
+                units = groups.form(batch, co_train if trial_fn is None else OFF)
                 return _fit(units, str(Path(data_root).resolve()), results_root, max_concurrent, max_failures, trial_fn,
                             storage_path, progress, started, save_adapters, progress_stream, holder)
             except Exception as exc:  # Tune itself gave up (e.g. Ray killed a starting worker for memory): what the

@@ -180,20 +180,19 @@ def _step(core, active: list[_Active], packed: bool, device: str) -> dict[int, f
                 stack.enter_context(implementation(core, GROUP))
                 stack.enter_context(laid_out(batch["layout"]))
             logits = core(**batch["inputs"]).logits
-        token_losses = F.cross_entropy(logits[:, :-1].to(loss_dtype(logits)).flatten(0, 1), batch["labels"][:, 1:].flatten(),
-                                       ignore_index=IGNORE_INDEX, reduction="none").view(logits.shape[0], -1)
+        sums = _member_loss_sums(logits, batch)
     except MemberError:
         for a in active:  # the retried step draws the same dropout masks
             a.rng.state, a.rng.cuda_state = saved[a.slot]
         raise
     results: dict[int, float | BaseException] = {}
     total = None
-    for a, (rows, cols) in zip(active, batch["owned"]):
+    for a, summed in zip(active, sums):
         n = batch["label_tokens"][a.slot]
         if n == 0:  # every label masked: solo training skips such a step's forwards
             results[a.slot] = 0.0
             continue
-        loss = token_losses[rows, cols].sum() / n
+        loss = summed / n
         if not torch.isfinite(loss):
             step = a.run.stats.steps + 1
             results[a.slot] = FloatingPointError(f"non-finite loss at step {step}: {loss.item()}")
@@ -205,6 +204,23 @@ def _step(core, active: list[_Active], packed: bool, device: str) -> dict[int, f
     return results
 
 
+def _member_loss_sums(logits: torch.Tensor, batch: dict) -> list[torch.Tensor]:
+    """Each member's summed next-token loss over its own part of the batch, computed part by part: one loss over the
+    whole batch's logits would be memory-bound (tens of MB per pass), a member's part stays in cache as a solo
+    trial's does. Split, not sliced, so the backward joins the parts' gradients once."""
+    route, labels = batch["route"], batch["labels"]
+    parts = logits.split(list(route.sizes), dim=route.dim) if len(route.sizes) > 1 else (logits,)
+    targets = labels.split(list(route.sizes), dim=route.dim) if len(route.sizes) > 1 else (labels,)
+    sums = []
+    for part, target in zip(parts, targets):
+        # Within a part, position t predicts t + 1; a packed part's last position would predict the next member's
+        # first token, whose label is -100 anyway.
+        scores = part[:, :-1].to(loss_dtype(part))
+        sums.append(F.cross_entropy(scores.flatten(0, 1), target[:, 1:].flatten(), ignore_index=IGNORE_INDEX,
+                                    reduction="sum"))
+    return sums
+
+
 def _label_tokens(features: list[dict]) -> int:
     return sum(sum(1 for label in f["labels"][1:] if label != IGNORE_INDEX) for f in features)
 
@@ -213,7 +229,7 @@ def _packed_batch(active: list[_Active], caches: dict, device: str) -> dict:
     """One row: each member's examples back to back, then its own padding to a multiple of 8 (so what a member's
     modules see never depends on its co-members). Positions restart per example, after a prefix member's virtual
     tokens; the first token of every example is never a target."""
-    ids, labels, positions, lengths, virtual, sizes, owned, label_tokens = [], [], [], [], [], [], [], {}
+    ids, labels, positions, lengths, virtual, sizes, label_tokens = [], [], [], [], [], [], {}
     cache_list = []
     for a in active:
         features = [a.run.train_set[i] for row in a.rows for i in row]
@@ -239,11 +255,10 @@ def _packed_batch(active: list[_Active], caches: dict, device: str) -> dict:
             lengths.append(pad)
             virtual.append(None)
         sizes.append(len(ids) - start)
-        owned.append((0, slice(max(start - 1, 0), len(ids) - 1)))  # token t's loss sits at t - 1 after the shift
     as_row = lambda values: torch.tensor([values], device=device)  # noqa: E731
     return {"inputs": {"input_ids": as_row(ids), "position_ids": as_row(positions)}, "labels": as_row(labels),
             "route": Route(1, tuple(a.slot for a in active), tuple(sizes)),
-            "layout": Layout(lengths, virtual, cache_list), "owned": owned, "label_tokens": label_tokens}
+            "layout": Layout(lengths, virtual, cache_list), "label_tokens": label_tokens}
 
 
 def _padded_batch(active: list[_Active], caches: dict, device: str) -> dict:
@@ -255,10 +270,9 @@ def _padded_batch(active: list[_Active], caches: dict, device: str) -> dict:
     width = max(widths)
     virtual = {a.slot: a.member.hook.virtual_tokens(a.member.model) for a in active if a.slot in caches}
     most = max(virtual.values(), default=0)
-    ids, labels, masks, positions, owned, label_tokens = [], [], [], [], [], {}
+    ids, labels, masks, positions, label_tokens = [], [], [], [], {}
     for a, features in zip(active, per_member):
         label_tokens[a.slot] = _label_tokens(features)
-        first = len(ids)
         n_virtual = virtual.get(a.slot, 0)
         for f in features:
             n, pad = len(f["input_ids"]), width - len(f["input_ids"])
@@ -266,7 +280,6 @@ def _padded_batch(active: list[_Active], caches: dict, device: str) -> dict:
             labels.append([IGNORE_INDEX, *f["labels"][1:]] + [IGNORE_INDEX] * pad)
             masks.append([0] * (most - n_virtual) + [1] * (n_virtual + n) + [0] * pad)
             positions.append(list(range(n_virtual, n_virtual + n)) + [n_virtual + n - 1] * pad)
-        owned.append((slice(first, len(ids)), slice(None)))
     inputs = {"input_ids": torch.tensor(ids, device=device), "attention_mask": torch.tensor(masks, device=device)}
     if caches:
         inputs["past_key_values"] = _row_cache(active, caches, most, device)
@@ -276,7 +289,7 @@ def _padded_batch(active: list[_Active], caches: dict, device: str) -> dict:
         inputs["attention_mask"] = inputs["attention_mask"][:, most:]
     return {"inputs": inputs, "labels": torch.tensor(labels, device=device),
             "route": Route(0, tuple(a.slot for a in active), tuple(len(fs) for fs in per_member), tuple(widths)),
-            "owned": owned, "label_tokens": label_tokens}
+            "label_tokens": label_tokens}
 
 
 def _takes_positions(model) -> bool:

@@ -115,6 +115,12 @@ def _enable_checkpointing(model) -> bool:
     core = base_of(model)
     if not getattr(core, "supports_gradient_checkpointing", False):
         raise ValueError(f"train.gradient_checkpointing: {type(core).__name__} does not support it; allowed: false")
+    if str(getattr(getattr(model, "active_peft_config", None), "peft_type", "")).endswith("PREFIX_TUNING"):
+        # transformers' checkpointed layers drop the cache in training, and peft's prefix tuning is that cache: the
+        # model would train without its prefix (nothing to differentiate). Memory, not results: train without.
+        log.warning("train.gradient_checkpointing: off for prefix tuning (its virtual key/values are the cache that "
+                    "checkpointed layers drop)")
+        return False
     core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return True
 

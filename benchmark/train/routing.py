@@ -137,33 +137,36 @@ class Routed(nn.Module):
         route = _ROUTE.get()
         if route is None or args or kwargs:
             raise RuntimeError("a routed module runs inside a group forward, on one input tensor")
-        outputs, start, i = [], 0, 0
-        slots, sizes = route.slots, route.sizes
-        while i < len(slots):
-            module = self._module(slots[i])
-            if module is None:  # a run of members that use the base module here: one call
-                j = i
-                while j < len(slots) and self._module(slots[j]) is None:
-                    j += 1
-                width = sum(sizes[i:j])
-                outputs.append(self.base(x.narrow(route.dim, start, width)))
+        # Runs of neighbouring members that use the base module here go through it in one call. The input is
+        # split, not sliced: the backward is then one concatenation of the parts' gradients, not a zero-filled
+        # full-size tensor per part.
+        runs: list[tuple[int | None, int, int]] = []  # (member slot or None for the base, width, position)
+        for i, (slot, size) in enumerate(zip(route.slots, route.sizes)):
+            owner = slot if self._module(slot) is not None else None
+            if runs and owner is None and runs[-1][0] is None:
+                runs[-1] = (None, runs[-1][1] + size, runs[-1][2])
             else:
-                j, width = i + 1, sizes[i]
-                part = x.narrow(route.dim, start, width)
-                own = route.widths[i] if route.widths is not None and x.dim() > 2 else None
-                if own is not None and own < part.shape[1]:
-                    part = part.narrow(1, 0, own)
-                rng = self.rngs.get(slots[i])
-                try:
-                    with rng.active() if rng is not None else contextlib.nullcontext():
-                        out = module(part)
-                except Exception as error:
-                    raise MemberError(slots[i], error) from error
-                if own is not None and own < x.shape[1]:  # back to the batch's width: padding nothing reads
-                    out = torch.nn.functional.pad(out, (0, 0, 0, x.shape[1] - own))
-                outputs.append(out)
-            start, i = start + width, j
+                runs.append((owner, size, i))
+        parts = x.split([width for _, width, _ in runs], dim=route.dim) if len(runs) > 1 else (x,)
+        outputs = [self._run(owner, part, route, i) for (owner, _, i), part in zip(runs, parts)]
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=route.dim)
+
+    def _run(self, owner: int | None, part: torch.Tensor, route: Route, i: int) -> torch.Tensor:
+        if owner is None:
+            return self.base(part)
+        own = route.widths[i] if route.widths is not None and part.dim() > 2 else None
+        full = part.shape[1]
+        if own is not None and own < full:
+            part = part.narrow(1, 0, own)
+        rng = self.rngs.get(owner)
+        try:
+            with rng.active() if rng is not None else contextlib.nullcontext():
+                out = self.members[str(owner)](part)
+        except Exception as error:
+            raise MemberError(owner, error) from error
+        if own is not None and own < full:  # back to the batch's width: padding nothing reads
+            out = torch.nn.functional.pad(out, (0, 0, 0, full - own))
+        return out
 
 
 class RoutedBase:
