@@ -93,3 +93,18 @@ def test_hostile_strings_render_as_text_and_never_run(page):
         with pytest.raises(NoAlertPresentException):
             driver.switch_to.alert.text  # noqa: B018 - the script never ran
         assert driver.execute_script("return document.querySelectorAll('script').length") == 0
+
+
+def test_pareto_figure_loads_and_collapsed_cells_are_flagged(page):
+    driver, _, index = page
+    math = next(p for p in index.parent.glob("*_math.html"))
+    assert _open(driver, math) == []
+    (pareto,) = driver.find_elements("css selector", "img[src$='-pareto.png']")
+    assert pareto.get_property("naturalWidth") > 1000  # three panels side by side, decoded
+    assert "peak memory and training time" in pareto.get_attribute("alt")
+    (flag,) = driver.find_elements("css selector", "td.flagged span.flag")  # series scored 18.0 on AQuA (chance 20)
+    assert flag.is_displayed() and flag.text == "⚠ collapsed"
+    assert flag.get_attribute("title") == "collapsed: 18.0 is at or below the chance level 20.0"
+    assert _open(driver, index) == []
+    listed = driver.find_elements("css selector", "table.flagged tbody tr")
+    assert len(listed) == 1 and "llama-7b / series" in listed[0].text and "AQuA" in listed[0].text

@@ -46,6 +46,17 @@ class Cell:
     interval: tuple[float, float] | None = None  # bootstrap 95% interval of a single run (uncertainty.py)
     title: str = ""  # tooltip: the learning-rate choice and its candidates (selection.py)
     trials: list[str] = field(default_factory=list)  # the trial ids behind the value (drill-down links)
+    values: list[float] = field(default_factory=list)  # each seed's value behind the mean (collapse.py reads them)
+    flags: list[str] = field(default_factory=list)  # "collapsed: ...", "unstable: ..." (collapse.py), shown as a marker
+
+    @property
+    def flag_label(self) -> str:
+        """The marker's text: the kind of each flag ("collapsed, unstable"); the reasons go in its tooltip."""
+        return ", ".join(f.split(":", 1)[0] for f in self.flags)
+
+    @property
+    def flag_title(self) -> str:
+        return "; ".join(self.flags)
 
     @property
     def interval_text(self) -> str:
@@ -79,6 +90,8 @@ class Row:
     title: str = ""  # those sources in words, for a tooltip
     trials: list[str] = field(default_factory=list)  # every trial id of a run row (drill-down links)
     args: dict = field(default_factory=dict)  # a run row's method arguments (the ablation plots sweep them)
+    peak_memory_bytes: int | None = None  # mean over the row's ok trials that recorded it (pareto.py)
+    train_seconds: float | None = None  # likewise
 
     @property
     def export_label(self) -> str:

@@ -1,7 +1,8 @@
 """build(): read the store, write the report folder.
 
     index.html                 what was run (suites, versions, trial counts, hardware, compute hours), links
-    NN-<table>.html            one page per paper table, with its figures (PNG) and exports (CSV, Markdown, LaTeX)
+    NN-<table>.html            one page per paper table, with its figures (PNG) and exports (CSV, Markdown, LaTeX;
+                               NN-<table>-pareto.csv: the Pareto figure's data)
     trials/<trial_id>.html     one page per trial (drill-down)
 
 The pages are self-contained (inline CSS, local PNGs, no script, no CDN), so the folder can be opened
@@ -17,8 +18,10 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from benchmark.report.collapse import SEED_SPREAD_POINTS, flag_table
 from benchmark.report.drilldown import trial_page
 from benchmark.report.exports import ORIENTATION_HEADING, orientation_frame, table_frame, table_latex, table_markdown
+from benchmark.report.pareto import pareto_frame
 from benchmark.report.plots import write_figures
 from benchmark.report.published import with_published
 from benchmark.report.summary import failed_trials, run_summary, suite_lines
@@ -63,8 +66,10 @@ def _clear(out: Path) -> None:
 def _write_table(env: Environment, table, i: int, out: Path) -> dict:
     slug = _slug(i, table.title)
     section = {"table": table, "page": f"{slug}.html", "csv": f"{slug}.csv", "markdown": f"{slug}.md",
-               "latex": f"{slug}.tex", "published_csv": None}
+               "latex": f"{slug}.tex", "published_csv": None, "pareto_csv": f"{slug}-pareto.csv",
+               "flags": flag_table(table)}
     table_frame(table).to_csv(out / section["csv"], index=False)
+    pareto_frame(table).to_csv(out / section["pareto_csv"], index=False)
     published = orientation_frame(table)
     if published is not None:
         section["published_csv"] = f"{slug}-published.csv"
@@ -73,7 +78,8 @@ def _write_table(env: Environment, table, i: int, out: Path) -> dict:
     (out / section["latex"]).write_text(table_latex(table), encoding="utf-8")
     section["figures"] = write_figures(table, out, slug)
     html = env.get_template("table.html.j2").render(
-        title=table.title, table=table, section=section, orientation_heading=ORIENTATION_HEADING, link=trial_file)
+        title=table.title, table=table, section=section, orientation_heading=ORIENTATION_HEADING, link=trial_file,
+        spread=SEED_SPREAD_POINTS)
     (out / section["page"]).write_text(html, encoding="utf-8")
     return section
 
@@ -95,7 +101,8 @@ def build(suites: list[str], results_root, out_dir, title: str | None = None) ->
     html = env.get_template("index.html.j2").render(
         title=title or "peft-bench report: " + ", ".join(suites),
         generated=datetime.now(UTC).isoformat(timespec="seconds"), suites=suite_lines(list(suites), trials),
-        summary=run_summary(list(suites), trials), failed=failed_trials(trials), sections=sections)
+        summary=run_summary(list(suites), trials), failed=failed_trials(trials), sections=sections,
+        spread=SEED_SPREAD_POINTS)
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")
     return index

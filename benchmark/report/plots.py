@@ -1,4 +1,5 @@
-"""The report's figures (PNG): score vs trainable parameters, ablation lines and bars, a difference heatmap.
+"""The report's figures (PNG): score vs trainable parameters, the Pareto view of score vs three costs, ablation
+lines and bars, a difference heatmap.
 
 Each function writes one PNG and returns its alt text, or None (and no file) when the table has
 nothing to draw. The alt text says what the figure shows; the numbers are in the table beside it.
@@ -15,7 +16,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
+from benchmark.report import pareto
 from benchmark.report.cells import Table
 
 
@@ -176,7 +179,70 @@ def plot_delta_heatmap(table: Table, path: Path) -> str | None:
             "(blue: above the paper, red: below; empty: no paper number)")
 
 
-FIGURES = (("params", plot_params), ("sweep", plot_sweep_lines), ("placement", plot_sweep_bars),
+def _run_name(row, models: int) -> str:
+    """A frontier point's label: the method, with the model when the table has several."""
+    return f"{row.model} / {_short(row.method_label)}" if models > 1 else _short(row.method_label)
+
+
+def _draw_panel(axes, panel: pareto.Panel, models: int) -> str:
+    """One cost's panel: every run, the Pareto-optimal ones joined and named; returns their names for the alt text."""
+    axis = panel.axis
+    if panel.empty:  # results written before the cost was stored: say so rather than draw an empty axis
+        axes.text(0.5, 0.5, f"{axis.name}: not recorded\nfor any run with an average", ha="center", va="center",
+                  transform=axes.transAxes, fontsize=10, color="dimgrey")
+        axes.set_axis_off()
+        return "not recorded for any run"
+    optimal = {id(p.row) for p in panel.frontier}
+    others = [p for p in panel.points if id(p.row) not in optimal]
+    if others:
+        axes.scatter([p.cost / axis.scale for p in others], [p.score for p in others], s=40, facecolors="none",
+                     edgecolors="grey", label="dominated")
+    if panel.frontier:
+        axes.plot([p.cost / axis.scale for p in panel.frontier], [p.score for p in panel.frontier], marker="o",
+                  color="C0", label="Pareto-optimal")
+        for i, p in enumerate(panel.frontier):  # neighbours alternate above and below
+            axes.annotate(_run_name(p.row, models), (p.cost / axis.scale, p.score), textcoords="offset points",
+                          xytext=(5, 5 if i % 2 == 0 else -11), fontsize=8)
+        axes.set_xscale("log")
+        axes.xaxis.set_minor_formatter(NullFormatter())  # a narrow panel: labelled minor ticks overlap
+    for row in panel.free:
+        axes.axhline(row.average, linestyle="-.", color="grey", linewidth=1, label=f"{_short(row.label)} (no {axis.name})")
+    title = axis.name + (f" ({panel.unrecorded} run(s) without it not shown)" if panel.unrecorded else "")
+    axes.set_title(title, fontsize=9)
+    axes.set_xlabel(f"{axis.name} ({axis.unit}, log scale)")
+    axes.grid(True, which="major", alpha=0.3)
+    axes.legend(fontsize=7)
+    return ", ".join(p.row.label for p in panel.frontier) or "no run with a positive value"
+
+
+def pareto_figure(table: Table):
+    """(figure, alt text), or None when no run row has an average."""
+    if not any(row.average is not None for row in table.rows):
+        return None
+    panels = pareto.panels(table)
+    figure = _canvas(15, 4.8)
+    models = len({row.model for row in table.rows})
+    named = []
+    for axes, panel in zip(figure.subplots(1, len(panels)), panels):
+        named.append(f"{panel.axis.name}: {_draw_panel(axes, panel, models)}")
+        axes.set_ylabel("average score (%)")
+    figure.suptitle(f"{table.title}: average score vs cost (Pareto-optimal runs joined)", fontsize=10)
+    figure.tight_layout()
+    alt = (f"{table.title}: average score against trainable parameters, peak memory and training time (three "
+           f"panels, log scale); the Pareto-optimal runs joined by a line and named. " + "; ".join(named))
+    return figure, alt
+
+
+def plot_pareto(table: Table, path: Path) -> str | None:
+    drawn = pareto_figure(table)
+    if drawn is None:
+        return None
+    figure, alt = drawn
+    figure.savefig(path, format="png")
+    return alt
+
+
+FIGURES = (("params", plot_params), ("pareto", plot_pareto), ("sweep", plot_sweep_lines), ("placement", plot_sweep_bars),
            ("delta", plot_delta_heatmap))
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from benchmark import metrics as metric_table
 from benchmark.errors import UserError
 from benchmark.registry import catalogue
-from benchmark.report import groups, selection
+from benchmark.report import groups, pareto, selection
 from benchmark.report.cells import FAILED, INCOMPLETE, NOT_RUN, UNKNOWN, UNKNOWN_FAMILY, Cell, Row, Table
 from benchmark.report.trials import Trial, collect_trials, dataset_families
 
@@ -77,7 +77,7 @@ def _value_cell(values: list[float], failed: int) -> Cell:
     text = f"{mean:.1f}" if len(values) == 1 else f"{mean:.1f} ± {statistics.stdev(values):.1f} (n={len(values)})"
     if failed:
         text += f", {failed} failed"
-    return Cell(text, mean)
+    return Cell(text, mean, values=list(values))
 
 
 def _page_keys(trial: Trial, families: dict[str, str]) -> dict[tuple, list[str]]:
@@ -176,7 +176,7 @@ def _table(page: tuple, columns: list[tuple[str, str | None]], trials: list[Tria
                         cells=[*cells, average, Cell(format_params(params.trainable_params, params.total_params))],
                         average=average.value, trainable_params=params.trainable_params,
                         method=first.published_method, trials=[t.trial_id for t in row_trials],
-                        args=dict(first.args)))
+                        args=dict(first.args), **pareto.row_costs(row_trials)))
     _mark_best(rows, [m for _, m in columns] + [None])
     # The decoding / extraction protocol means something for generation tasks only; encoder tasks are scored
     # by their heads (the metric is in each column's name).
