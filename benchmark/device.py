@@ -1,6 +1,6 @@
 """The device a trial runs on and its settings: which device, fast matmul flags, memory figures.
 
-Read by the runner (pick_device, configure_backends, peak_memory_bytes), by generation tasks
+Read by the runner (pick_device, configure_backends, MemorySampler), by generation tasks
 (decoding_batch_size) and by `peft-bench perf`, so none of them needs the profiler package. All are
 safe to call anywhere: on CPU `configure_backends` changes nothing, and `eval_batch_size` is plain
 arithmetic over the model config (no device needed). `decoding_batch_size` is the batch that fits
@@ -10,7 +10,10 @@ kind of device; outputs never depend on it (tested), only speed does.
 
 from __future__ import annotations
 
+import math
+import os
 import resource
+import threading
 
 # Share of the free memory the decoding may plan to use: the rest covers the allocator's
 # fragmentation, the transient copy of the KV cache at each beam reorder and activations.
@@ -119,13 +122,64 @@ def decoding_batch_size(model, prompt_len: int, max_new_tokens: int, num_beams: 
                            num_beams=num_beams, max_batch=cap)
 
 
-def peak_memory_bytes(device: str) -> int:
-    """Peak accelerator memory on GPU; on CPU the process's peak resident set (shared by reused workers)."""
-    import torch
+class MemorySampler:
+    """A phase's memory, sampled every `interval` seconds in a thread: `peak` and `p99` bytes. CUDA: the allocator's
+    allocated bytes (the peak from its own counter, which no sample can miss); CPU: the process's resident set from
+    /proc/self/statm, so a trial's figure is its own and not the high-water mark of a worker that ran others before
+    it. Where /proc is missing (macOS), the peak is the process's high-water mark and p99 is unknown (None)."""
 
-    if device.startswith("cuda"):
-        return int(torch.cuda.max_memory_allocated())
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    def __init__(self, device: str, interval: float = 0.02):
+        self.cuda, self.interval = str(device).startswith("cuda"), interval
+        self.samples: list[int] = []
+        self.peak: int | None = None
+        self.p99: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _now(self) -> int | None:
+        if self.cuda:
+            import torch
+
+            return int(torch.cuda.memory_allocated())
+        try:
+            with open("/proc/self/statm") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _sample(self) -> None:
+        while True:
+            now = self._now()
+            if now is not None:
+                self.samples.append(now)
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> MemorySampler:
+        if self.cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        self._thread = threading.Thread(target=self._sample, name="peft-bench-memory", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        last = self._now()  # the phase's end, however short it was
+        if last is not None:
+            self.samples.append(last)
+        if self.samples:
+            ordered = sorted(self.samples)
+            self.p99 = ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+            self.peak = ordered[-1]
+        if self.cuda:
+            import torch
+
+            self.peak = int(torch.cuda.max_memory_allocated())
+        elif not self.samples:
+            self.peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def release_memory() -> None:

@@ -41,7 +41,13 @@ class TrialResult:
     train_tokens_per_s: float | None = None
     eval_examples_per_s: float | None = None
     train_loss: float | None = None  # mean loss over the last logging window
-    peak_memory_bytes: int | None = None
+    peak_memory_bytes: int | None = None  # the larger of the two phase peaks below (this trial's, sampled)
+    # Sampled while the phase ran (device.MemorySampler): CUDA allocated bytes, or the process's resident set on CPU.
+    train_tokens: int | None = None  # non-pad tokens fed to the model in training (every epoch counted)
+    train_peak_memory_bytes: int | None = None
+    train_p99_memory_bytes: int | None = None
+    eval_peak_memory_bytes: int | None = None
+    eval_p99_memory_bytes: int | None = None
     device: str | None = None
     decoding: dict[str, dict] = field(default_factory=dict)  # eval_data -> what decoding actually used
     started_at: str | None = None  # ISO 8601, UTC

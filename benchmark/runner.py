@@ -16,7 +16,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmark.device import configure_backends, peak_memory_bytes, pick_device
+from benchmark.device import MemorySampler, configure_backends, pick_device
 from benchmark.planner import ResolvedTrial, resolve
 from benchmark.registry.spec import TrialSpec
 from benchmark.result import Metric, TrialResult
@@ -148,7 +148,9 @@ def _run(trial: ResolvedTrial, data_root: Path, result: TrialResult, save_adapte
     # 4. Train, unless nothing trains (zero-shot: a method that trains nothing and no task head): then the base
     #    model is evaluated as it is, with no optimizer, no dev selection and 0 training seconds.
     if trainable:
-        _train(trial, model, tokenizer, head, train_examples, dev_examples, device, result)
+        with MemorySampler(device) as memory:
+            _train(trial, model, tokenizer, head, train_examples, dev_examples, device, result)
+        _record_memory(result, "train", memory)
     else:
         result.train_seconds = 0.0
 
@@ -229,12 +231,14 @@ def _run_group(trials: list[ResolvedTrial], data_root: Path, results: list[Trial
                         inputs["dev_score"], inputs["dev_metric"], hook=methods.get(trial.spec.method).decode_hook)
         trained.append((trial, result, head, dev_examples, eval_sets, member))
     # 3. Train together; then each member on its own: evaluate, keep what it trained.
-    outcomes = train_group(base, [m for *_, m in trained], device) if trained else []
+    with MemorySampler(device) as memory:  # the group's: its members train in one process, at once
+        outcomes = train_group(base, [m for *_, m in trained], device) if trained else []
     for (trial, result, head, dev_examples, eval_sets, member), outcome in zip(trained, outcomes):
         try:
             if isinstance(outcome, BaseException):
                 raise outcome
             _record_training(trial, outcome, dev_examples, result)
+            _record_memory(result, "train", memory)
             _evaluate(trial, member.model, tokenizer, head, eval_sets, device, result, load_notes)
             if save_adapter:
                 result.adapter_dir, result.adapter_bytes = saving.save(member.model, trial.spec.method,
@@ -269,15 +273,24 @@ def _evaluate(trial: ResolvedTrial, model, tokenizer, head, eval_sets: list, dev
     rule of models.load) is recorded with every eval set's decoding, since it decides where outputs stop."""
     started = time.perf_counter()
     n_evaluated = 0
-    for entry, examples in eval_sets:
-        metrics, predictions, decoding = trial.task.evaluate(model, tokenizer, entry, examples, trial.spec, head)
-        result.metrics.extend(metrics)
-        result.predictions[entry.name] = predictions
-        result.decoding[entry.name] = {**decoding, "model": load_notes} if load_notes else decoding
-        n_evaluated += len(examples)
+    with MemorySampler(device) as memory:
+        for entry, examples in eval_sets:
+            metrics, predictions, decoding = trial.task.evaluate(model, tokenizer, entry, examples, trial.spec, head)
+            result.metrics.extend(metrics)
+            result.predictions[entry.name] = predictions
+            result.decoding[entry.name] = {**decoding, "model": load_notes} if load_notes else decoding
+            n_evaluated += len(examples)
     result.eval_seconds = time.perf_counter() - started
     result.eval_examples_per_s = n_evaluated / result.eval_seconds if result.eval_seconds > 0 else None
-    result.peak_memory_bytes = peak_memory_bytes(device)
+    _record_memory(result, "eval", memory)
+
+
+def _record_memory(result: TrialResult, phase: str, memory: MemorySampler) -> None:
+    """A phase's sampled peak and p99 (train_* / eval_*); peak_memory_bytes is the larger phase peak, this trial's."""
+    setattr(result, f"{phase}_peak_memory_bytes", memory.peak)
+    setattr(result, f"{phase}_p99_memory_bytes", memory.p99)
+    peaks = [p for p in (result.train_peak_memory_bytes, result.eval_peak_memory_bytes) if p is not None]
+    result.peak_memory_bytes = max(peaks) if peaks else None
 
 
 def _train_inputs(trial: ResolvedTrial, tokenizer, head, train_examples: list, dev_examples: list) -> dict:
@@ -300,6 +313,7 @@ def _record_training(trial: ResolvedTrial, stats, dev_examples: list, result: Tr
     """The training figures in the result; the best dev score (when the task selects on dev) as a dev row."""
     result.train_seconds = stats.seconds
     result.train_tokens_per_s = stats.tokens_per_s
+    result.train_tokens = stats.tokens
     result.train_loss = stats.final_loss
     if stats.best_dev is not None:
         scoring = trial.scoring_entry

@@ -213,3 +213,26 @@ def test_reference_at_a_shorter_length_times_ours_at_both():
     assert "max_new_tokens 6" in lines[1] and "differ from ours" in notes[0]
     with pytest.raises(ValueError, match="perf.reference_max_new_tokens: got 7"):
         replace(settings.TINY, max_new_tokens=6, reference_max_new_tokens=7)
+
+
+def test_memory_sampler_sees_what_a_phase_allocates_and_a_trial_records_both_phases():
+    import time
+
+    from benchmark.runner import run_trial
+    from tests.test_faults import _spec
+
+    with gpu.MemorySampler("cpu") as idle:
+        time.sleep(0.1)
+    with gpu.MemorySampler("cpu", interval=0.01) as busy:
+        held = torch.ones(64 * 2**20)  # 256 MiB, touched
+        time.sleep(0.2)
+        del held
+    assert busy.peak - idle.peak >= 200 * 2**20  # this phase's own resident set, not the process's high-water mark
+    assert idle.p99 <= idle.peak and busy.p99 <= busy.peak and len(busy.samples) >= 5
+    result = run_trial(_spec(), "/nonexistent")
+    assert result.status == "ok", result.error
+    for phase in ("train", "eval"):
+        peak, p99 = getattr(result, f"{phase}_peak_memory_bytes"), getattr(result, f"{phase}_p99_memory_bytes")
+        assert 0 < p99 <= peak
+    assert result.peak_memory_bytes == max(result.train_peak_memory_bytes, result.eval_peak_memory_bytes)
+    assert result.train_tokens > 0

@@ -97,9 +97,11 @@ def test_figures_and_exports_are_written(report):
         assert f'src="{png.name}"' in html
     alts = re.findall(r'<img src="([^"]+)" alt="([^"]+)"', html)
     assert len(alts) == len(pngs) and all("trainable parameters" in alt for src, alt in alts if "-params" in src)
-    csvs, mds = sorted(set(out.glob("*.csv")) - set(out.glob("*-pareto.csv"))), sorted(out.glob("*.md"))
+    csvs = sorted(set(out.glob("*.csv")) - set(out.glob("*-pareto.csv")) - set(out.glob("*-cost.csv")))
+    mds = sorted(out.glob("*.md"))
     assert len(csvs) == 2 and len(mds) == 2 and len(sorted(out.glob("*.tex"))) == 2
     assert len(sorted(out.glob("*-pareto.csv"))) == 2 and len(sorted(out.glob("*-pareto.png"))) == 2
+    assert len(sorted(out.glob("*-cost.csv"))) == 2
     math_md = next(p for p in mds if p.name.endswith("_math.md")).read_text()
     assert "| Model / method | gsm8k | AQuA | Average | Trainable params (%) |" in math_md
     assert "**40.5**" in math_md and "not run" in math_md and "failed" in math_md

@@ -67,6 +67,8 @@ def test_report_loads_without_console_errors_and_shows_tables_and_figures(page):
     math = next(p for p in index.parent.glob("*_math.html"))
     assert _open(driver, math) == []
     assert len(driver.find_elements("css selector", "table.results tbody:not(.reference) tr")) == 2
+    cost_rows = driver.find_elements("css selector", "table.cost tbody tr")  # the cost table: one line per run row
+    assert len(cost_rows) == 2 and all(r.is_displayed() for r in cost_rows)
     images = driver.find_elements("tag name", "img")
     assert images and all(img.get_property("naturalWidth") > 0 for img in images)  # every figure decoded
     assert all(img.get_attribute("alt") for img in images)

@@ -90,8 +90,7 @@ class Row:
     title: str = ""  # those sources in words, for a tooltip
     trials: list[str] = field(default_factory=list)  # every trial id of a run row (drill-down links)
     args: dict = field(default_factory=dict)  # a run row's method arguments (the ablation plots sweep them)
-    peak_memory_bytes: int | None = None  # mean over the row's ok trials that recorded it (pareto.py)
-    train_seconds: float | None = None  # likewise
+    costs: dict = field(default_factory=dict)  # a run row's stored column -> its mean cost (cost.row_costs)
 
     @property
     def export_label(self) -> str:

@@ -85,6 +85,12 @@ def trial_page(trial: Trial, rows: pd.DataFrame, store: Store) -> dict:
         ("Train throughput", _num(m.get("train_tokens_per_s"), ".0f", " tokens/s")),
         ("Eval throughput", _num(m.get("eval_examples_per_s"), ".2f", " examples/s")),
         ("Final train loss", _num(m.get("train_loss"), ".4f")), ("Peak memory", _bytes(m.get("peak_memory_bytes"))),
+        # Sampled while the phase ran (schema 5; older results have none): peak and 99th percentile.
+        ("Memory in training (peak / p99)",
+         f"{_bytes(m.get('train_peak_memory_bytes'))} / {_bytes(m.get('train_p99_memory_bytes'))}"),
+        ("Memory in evaluation (peak / p99)",
+         f"{_bytes(m.get('eval_peak_memory_bytes'))} / {_bytes(m.get('eval_p99_memory_bytes'))}"),
+        ("Tokens seen in training", _num(m.get("train_tokens"), ",.0f")),
         ("Started / finished", f"{_cell_text(m.get('started_at')) or '?'} / {_cell_text(m.get('finished_at')) or '?'}"),
         ("Git commit", f"{_cell_text(m.get('git_sha')) or 'unknown'}{' (dirty)' if m.get('git_dirty') is True else ''}"),
     ]

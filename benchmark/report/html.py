@@ -2,7 +2,8 @@
 
     index.html                 what was run (suites, versions, trial counts, hardware, compute hours), links
     NN-<table>.html            one page per paper table, with its figures (PNG) and exports (CSV, Markdown, LaTeX;
-                               NN-<table>-pareto.csv: the Pareto figure's data)
+                               NN-<table>-pareto.csv: the Pareto figure's data; NN-<table>-cost.csv: the cost
+                               table's, each run row's mean cost as stored)
     trials/<trial_id>.html     one page per trial (drill-down)
 
 The pages are self-contained (inline CSS, local PNGs, no script, no CDN), so the folder can be opened
@@ -19,6 +20,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from benchmark.report.collapse import SEED_SPREAD_POINTS, flag_table
+from benchmark.report.cost import MEASURES, NOT_RECORDED, cost_frame, cost_rows
 from benchmark.report.drilldown import trial_page
 from benchmark.report.exports import ORIENTATION_HEADING, orientation_frame, table_frame, table_latex, table_markdown
 from benchmark.report.pareto import pareto_frame
@@ -67,9 +69,10 @@ def _write_table(env: Environment, table, i: int, out: Path) -> dict:
     slug = _slug(i, table.title)
     section = {"table": table, "page": f"{slug}.html", "csv": f"{slug}.csv", "markdown": f"{slug}.md",
                "latex": f"{slug}.tex", "published_csv": None, "pareto_csv": f"{slug}-pareto.csv",
-               "flags": flag_table(table)}
+               "cost_csv": f"{slug}-cost.csv", "flags": flag_table(table)}
     table_frame(table).to_csv(out / section["csv"], index=False)
     pareto_frame(table).to_csv(out / section["pareto_csv"], index=False)
+    cost_frame(table).to_csv(out / section["cost_csv"], index=False)
     published = orientation_frame(table)
     if published is not None:
         section["published_csv"] = f"{slug}-published.csv"
@@ -79,7 +82,8 @@ def _write_table(env: Environment, table, i: int, out: Path) -> dict:
     section["figures"] = write_figures(table, out, slug)
     html = env.get_template("table.html.j2").render(
         title=table.title, table=table, section=section, orientation_heading=ORIENTATION_HEADING, link=trial_file,
-        spread=SEED_SPREAD_POINTS)
+        spread=SEED_SPREAD_POINTS, cost_headings=[m.heading for m in MEASURES], costs=cost_rows(table),
+        not_recorded=NOT_RECORDED)
     (out / section["page"]).write_text(html, encoding="utf-8")
     return section
 

@@ -1,8 +1,8 @@
 """The Pareto view of a table: which runs no other run beats on both score and cost.
 
 A run row's score is the table's average; its costs are its trainable parameters, its peak memory
-(`peak_memory_bytes`) and its training time (`train_seconds`), the last two the mean over the row's ok
-trials that recorded them (the seeds and learning-rate candidates of one row cost alike). On each cost, a
+(`peak_memory_bytes`) and its training time (`train_seconds`), each the mean over the row's ok trials that
+recorded it (cost.py, whose table shows them with the others). On each cost, a
 row is Pareto-optimal when no other row costs at most as much and scores at least as well, strictly better
 on one of the two. Costs are drawn on log axes (they span orders of magnitude), where a zero cost has no
 place: a row that cost nothing on an axis (zero-shot: no parameter trained) is drawn as a line, as in the
@@ -13,20 +13,19 @@ plots.plot_pareto draws the three panels; `pareto_frame` is the same data as `<t
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 
 import pandas as pd
 
 from benchmark.report.cells import Row, Table
-from benchmark.report.trials import Trial, is_null
+from benchmark.report.cost import MEASURES, PEAK_MEMORY
 
 GIB = 2**30
 
 
 @dataclass(frozen=True)
 class Axis:
-    field: str  # the Row attribute holding the cost
+    field: str  # the key of Row.costs (cost.row_costs) holding the cost
     name: str  # "peak memory": the panel's subject, in words
     unit: str  # the axis label's unit
     scale: float  # the stored value divided by this is drawn
@@ -60,17 +59,6 @@ class Panel:
         return not self.points and not self.free
 
 
-def _mean(trials: list[Trial], key: str) -> float | None:
-    values = [float(t.meta[key]) for t in trials if t.ok and not is_null(t.meta.get(key))]
-    return statistics.fmean(values) if values else None
-
-
-def row_costs(trials: list[Trial]) -> dict[str, float | None]:
-    """The Row fields of a row's measured costs (the parameter count is the row's already)."""
-    memory = _mean(trials, "peak_memory_bytes")
-    return {"peak_memory_bytes": None if memory is None else round(memory), "train_seconds": _mean(trials, "train_seconds")}
-
-
 def dominates(a: Point, b: Point) -> bool:
     return a.cost <= b.cost and a.score >= b.score and (a.cost < b.cost or a.score > b.score)
 
@@ -85,7 +73,7 @@ def panel(table: Table, axis: Axis) -> Panel:
     scored = [row for row in table.rows if row.average is not None]
     points, free, unrecorded = [], [], 0
     for row in scored:
-        cost = getattr(row, axis.field)
+        cost = row.costs.get(axis.field)
         if cost is None:
             unrecorded += 1
         elif cost > 0:
@@ -108,10 +96,12 @@ def pareto_frame(table: Table) -> pd.DataFrame:
     for row in table.rows:
         record = {"Model / method": row.label, "Average": row.average}
         for axis in AXES:
-            record[axis.column] = getattr(row, axis.field)
+            record[axis.column] = row.costs.get(axis.field)
         for axis in AXES:
             on = id(row) in placed[axis.field]
             record[f"Pareto: {axis.name}"] = ("yes" if id(row) in optimal[axis.field] else "no") if on else ""
         records.append(record)
     columns = ["Model / method", "Average", *(a.column for a in AXES), *(f"Pareto: {a.name}" for a in AXES)]
-    return pd.DataFrame(records, columns=columns)
+    # Nullable integers, as in cost.cost_frame: a parameter or byte count stays a whole number in the CSV.
+    counts = {m.key for m in (*MEASURES, PEAK_MEMORY) if m.integer}
+    return pd.DataFrame(records, columns=columns).astype({a.column: "Int64" for a in AXES if a.field in counts})

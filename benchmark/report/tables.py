@@ -20,8 +20,9 @@ import pandas as pd
 from benchmark import metrics as metric_table
 from benchmark.errors import UserError
 from benchmark.registry import catalogue
-from benchmark.report import groups, pareto, selection
+from benchmark.report import groups, selection
 from benchmark.report.cells import FAILED, INCOMPLETE, NOT_RUN, UNKNOWN, UNKNOWN_FAMILY, Cell, Row, Table
+from benchmark.report.cost import human_count, row_costs
 from benchmark.report.trials import Trial, collect_trials, dataset_families
 
 CHANCE_LABEL = "chance (uniform guess over the answer options)"
@@ -61,13 +62,6 @@ def format_params(trainable: int | None, total: int | None) -> str:
         pct = 100.0 * trainable / total
         text += f" ({pct:.2f}%)" if pct >= 0.01 else f" ({pct:.1e}%)"
     return text
-
-
-def human_count(n: int) -> str:
-    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f}{suffix}"
-    return str(n)
 
 
 def _value_cell(values: list[float], failed: int) -> Cell:
@@ -176,7 +170,7 @@ def _table(page: tuple, columns: list[tuple[str, str | None]], trials: list[Tria
                         cells=[*cells, average, Cell(format_params(params.trainable_params, params.total_params))],
                         average=average.value, trainable_params=params.trainable_params,
                         method=first.published_method, trials=[t.trial_id for t in row_trials],
-                        args=dict(first.args), **pareto.row_costs(row_trials)))
+                        args=dict(first.args), costs=row_costs(row_trials)))
     _mark_best(rows, [m for _, m in columns] + [None])
     # The decoding / extraction protocol means something for generation tasks only; encoder tasks are scored
     # by their heads (the metric is in each column's name).

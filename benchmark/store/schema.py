@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 4  # 2: `split` (dev | test; null in version-1 files means test); 3: `adapter_bytes`, `source`;
-# 4: `co_train_group`
+SCHEMA_VERSION = 5  # 2: `split` (dev | test; null in version-1 files means test); 3: `adapter_bytes`, `source`;
+# 4: `co_train_group`; 5: `train_tokens`, `train_peak_memory_bytes`, `train_p99_memory_bytes`, `eval_peak_memory_bytes`,
+# `eval_p99_memory_bytes`
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -62,6 +63,12 @@ TRIAL_SCHEMA = pa.schema([
     pa.field("source", pa.string()),
     # The co-trained group the trial trained in (train/cotrain.py: one shared base, its numbers as alone); null: alone.
     pa.field("co_train_group", pa.string()),
+    # Sampled while training / evaluating (device.MemorySampler): CUDA allocated bytes or the process's resident set.
+    pa.field("train_tokens", pa.int64()),  # non-pad tokens fed to the model in training
+    pa.field("train_peak_memory_bytes", pa.int64()),
+    pa.field("train_p99_memory_bytes", pa.int64()),
+    pa.field("eval_peak_memory_bytes", pa.int64()),
+    pa.field("eval_p99_memory_bytes", pa.int64()),
 ], metadata={"peft_bench.schema_version": str(SCHEMA_VERSION)})
 
 # Columns without which a Parquet file is not one of ours (the reader skips it with a warning).

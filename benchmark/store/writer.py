@@ -130,6 +130,8 @@ def trial_rows(result: TrialResult) -> list[dict]:
         "finished_at": _timestamp(result.finished_at, "finished_at"),
         "adapter_bytes": result.adapter_bytes,
         "co_train_group": result.co_train_group,
+        **{name: getattr(result, name) for name in ("train_tokens", "train_peak_memory_bytes", "train_p99_memory_bytes",
+                                                    "eval_peak_memory_bytes", "eval_p99_memory_bytes")},
         "source": None,
     }
     if not result.metrics:
