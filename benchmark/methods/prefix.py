@@ -51,7 +51,11 @@ def inject(model, cfg: Config):
 
     peft_cfg = peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=cfg.num_virtual_tokens,
                                        prefix_projection=cfg.prefix_projection)
-    return peft.get_peft_model(model, peft_cfg)
+    model = peft.get_peft_model(model, peft_cfg)
+    # Its virtual key/values are the model's cache, which transformers' checkpointed layers drop in training: the
+    # training loop leaves gradient checkpointing off for it (train/loop.py reads this mark, not the method's name).
+    model.peft_bench_inputs_in_cache = True
+    return model
 
 
 register(Method("prefix", Config, inject, library="peft", model_families=CAUSAL_FAMILIES,

@@ -117,17 +117,28 @@ def write_atomic(loc: Location, table: pa.Table, path: str, metadata: dict[bytes
     """Publish `table` at `path` atomically (see the module docstring); the temporary key is removed on failure.
     small=True: a file of a few rows (one trial), written without dictionaries and statistics."""
     parent = path.rsplit("/", 1)[0]
-    tmp = f"{path}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex}"
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     options = SMALL_FILE_OPTIONS if small else {}
     if loc.local:
-        return _write_local(table, path, parent, tmp, options)
+        return _write_local(table, path, parent, temp_name(path), options)
     loc.fs.create_dir(parent, recursive=True)
+    return upload_atomic(loc, path, lambda out: pq.write_table(table, out, **options))
+
+
+def temp_name(path: str) -> str:
+    """A temporary name beside `path`, unique to this process and call; readers skip it (TMP_MARK)."""
+    return f"{path}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def upload_atomic(loc: Location, path: str, write) -> str:
+    """Object stores: `write(stream)` to a temporary key, then copy it onto `path` (a copy onto the final key is
+    visible whole or not at all) and delete it; the temporary key is removed on failure."""
+    tmp = temp_name(path)
     try:
         with loc.fs.open_output_stream(tmp) as out:
-            pq.write_table(table, out, **options)
-        loc.fs.copy_file(tmp, path)  # object stores: a copy onto the final key is visible whole or not at all
+            write(out)
+        loc.fs.copy_file(tmp, path)
         loc.fs.delete_file(tmp)
     except BaseException:
         try:

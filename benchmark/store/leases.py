@@ -215,29 +215,25 @@ class Leases:
 
 def _publish(loc: sfs.Location, data: bytes, path: str) -> str:
     """Write `data` at `path` atomically, as fs.write_atomic does for Parquet: a reader sees the whole file or none."""
-    tmp = f"{path}{sfs.TMP_MARK}{os.getpid()}-{uuid.uuid4().hex}"
+    if not loc.local:
+        return sfs.upload_atomic(loc, path, lambda out: out.write(data))
+    tmp = sfs.temp_name(path)
     try:
-        if loc.local:
-            for attempt in range(3):  # a releasing claimant removes the trial's folder once it is empty (_delete)
-                os.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-                try:
-                    handle = open(tmp, "wb")
-                    break
-                except FileNotFoundError:
-                    if attempt == 2:
-                        raise
-            with handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        else:
-            with loc.fs.open_output_stream(tmp) as out:
-                out.write(data)
-            loc.fs.copy_file(tmp, path)
-            loc.fs.delete_file(tmp)
+        for attempt in range(3):  # a releasing claimant removes the trial's folder once it is empty (_delete)
+            os.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            try:
+                handle = open(tmp, "wb")
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        with handle:
+            handle.write(data)
+        os.replace(tmp, path)
     except BaseException:
         try:
-            loc.fs.delete_file(tmp)
-        except (OSError, pa.ArrowException):
+            os.remove(tmp)
+        except OSError:
             pass  # never written, or already gone
         raise
     return path

@@ -9,7 +9,6 @@ alone (virtual key/values as the cache, the mask extended by ones, cache positio
 
 from __future__ import annotations
 
-import contextlib
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from transformers.modeling_utils import AttentionInterface
 
 from benchmark.train.packing import _varlen, _varlen_attention
+from benchmark.train.routing import scoped
 
 GROUP = "peft_bench_group"  # our entry in transformers' attention registry
 
@@ -41,13 +41,8 @@ class Layout:
 _LAYOUT: ContextVar[Layout | None] = ContextVar("peft_bench_group_layout", default=None)
 
 
-@contextlib.contextmanager
 def laid_out(layout: Layout):
-    token = _LAYOUT.set(layout)
-    try:
-        yield
-    finally:
-        _LAYOUT.reset(token)
+    return scoped(_LAYOUT, layout)
 
 
 def group_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):

@@ -109,16 +109,20 @@ def _autocast(model, device: str):
     return contextlib.nullcontext()
 
 
+# Set (True) on a model by a method that feeds it inputs through the key/value cache (prefix tuning's inject).
+CACHE_INPUTS = "peft_bench_inputs_in_cache"
+
+
 def _enable_checkpointing(model) -> bool:
     """Recompute each decoder layer's activations in the backward instead of storing them (memory for
     ~30% more compute; results unchanged). Non-reentrant, so frozen embeddings need no grad hook."""
     core = base_of(model)
     if not getattr(core, "supports_gradient_checkpointing", False):
         raise ValueError(f"train.gradient_checkpointing: {type(core).__name__} does not support it; allowed: false")
-    if str(getattr(getattr(model, "active_peft_config", None), "peft_type", "")).endswith("PREFIX_TUNING"):
-        # transformers' checkpointed layers drop the cache in training, and peft's prefix tuning is that cache: the
-        # model would train without its prefix (nothing to differentiate). Memory, not results: train without.
-        log.warning("train.gradient_checkpointing: off for prefix tuning (its virtual key/values are the cache that "
+    if getattr(model, CACHE_INPUTS, False):
+        # transformers' checkpointed layers drop the cache in training, and this method's inputs are that cache: the
+        # model would train without them (nothing to differentiate). Memory, not results: train without.
+        log.warning("train.gradient_checkpointing: off for this method (its virtual key/values are the cache that "
                     "checkpointed layers drop)")
         return False
     core.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -54,12 +54,17 @@ _ROUTE: ContextVar[Route | None] = ContextVar("peft_bench_route", default=None)
 
 
 @contextlib.contextmanager
-def routed(route: Route):
-    token = _ROUTE.set(route)
+def scoped(var: ContextVar, value):
+    """`var` holds `value` inside the block (the layout a group forward's modules read), whatever happens in it."""
+    token = var.set(value)
     try:
         yield
     finally:
-        _ROUTE.reset(token)
+        var.reset(token)
+
+
+def routed(route: Route):
+    return scoped(_ROUTE, route)
 
 
 class MemberRNG:
