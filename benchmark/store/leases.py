@@ -125,13 +125,24 @@ class Leases:
 
     def claims(self, suite: str, trial_id: str) -> list[Claim]:
         """The trial's lease files, readable ones only (a file deleted meanwhile is simply not there)."""
-        infos = self.loc.fs.get_file_info(pafs.FileSelector(self.folder(suite, trial_id), allow_not_found=True))
+        selector = pafs.FileSelector(self.folder(suite, trial_id), allow_not_found=True)
+        try:
+            infos = self.loc.fs.get_file_info(selector)
+        except FileNotFoundError:  # the folder went between pyarrow's check and its listing (a release's rmdir)
+            return []
         return [c for c in (self._read(i.path) for i in infos if i.type == pafs.FileType.File
                             and i.base_name.endswith(".json") and sfs.TMP_MARK not in i.base_name) if c]
 
     def every_claim(self, suite: str) -> dict[str, list[Claim]]:
         """trial_id -> its lease files, live or not, for every trial of `suite` that has one (one listing)."""
-        infos = self.loc.fs.get_file_info(pafs.FileSelector(self.folder(suite), allow_not_found=True, recursive=True))
+        selector = pafs.FileSelector(self.folder(suite), allow_not_found=True, recursive=True)
+        for attempt in range(3):
+            try:
+                infos = self.loc.fs.get_file_info(selector)
+                break
+            except FileNotFoundError:  # a trial's folder went during the walk (a release's rmdir): list again
+                if attempt == 2:
+                    raise
         by_trial: dict[str, list[Claim]] = {}
         for info in infos:
             if info.type == pafs.FileType.File and info.base_name.endswith(".json") and sfs.TMP_MARK not in info.base_name:
