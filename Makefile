@@ -9,7 +9,7 @@ EMBEDDED ?=
 export RAY_USAGE_STATS_ENABLED ?= 0
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: venv demo test test-all lint browser reproduce-llm-adapters reproduce-pt-unipelt report bench clean minilm smollm2 demo-real
+.PHONY: venv demo test test-all lint browser reproduce-llm-adapters reproduce-pt-unipelt quirk-ledger report bench clean minilm smollm2 demo-real
 
 venv: $(STAMP)
 
@@ -93,6 +93,12 @@ PT_UNIPELT_SUITES := pt_unipelt/glue pt_unipelt/domain pt_unipelt/squad pt_unipe
 
 reproduce-pt-unipelt: venv
 	$(call run_study,$(PT_UNIPELT_SUITES),pt_unipelt)
+
+# The quirk ledgers (docs/protocols/quirks.md): each protocol defect flipped alone, each study its own report (its
+# variant rows would crowd the tables' reports). EMBEDDED=1 rehearses both on the tiny twins in minutes.
+quirk-ledger: venv
+	$(call run_study,llm_adapters/quirks,llm_adapters-quirks)
+	$(call run_study,pt_unipelt/quirks,pt_unipelt-quirks)
 
 report: venv
 	$(BIN)/peft-bench report smoke --results $(RESULTS) --out $(REPORTS)

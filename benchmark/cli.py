@@ -67,9 +67,17 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from benchmark.registry import load_suite
     from benchmark.scheduler.run_command import run
 
-    return run(args)
+    code = run(args)
+    if load_suite(args.suite).ledger:  # a quirk ledger: its extraction quirks from the stored outputs, no training
+        from benchmark.rescore import rescore_suite
+
+        ledger = rescore_suite(args.suite, args.filter, args.embedded, args.results, None, say=lambda _: None,
+                               ledger=True)
+        print(f"quirk ledger, extraction quirks: {ledger.line()}")
+    return code
 
 
 def cmd_submit(args) -> int:
@@ -101,18 +109,21 @@ def cmd_run_trial(args) -> int:
 
 def cmd_eval(args) -> int:
     from benchmark.paths import data_dir
+    from benchmark.rescore import parse_quirk_args
     from benchmark.scheduler.evaluate import evaluate_suite
 
     summary = evaluate_suite(args.suite, args.filter, args.embedded, args.results,
-                             str(Path(data_dir(args.data_dir)).resolve()), args.protocol, args.eval_data)
+                             str(Path(data_dir(args.data_dir)).resolve()), args.protocol, args.eval_data,
+                             switches=parse_quirk_args(args.quirk))
     print(f"{summary.line()}; rows in {args.results} (evals/)")
     return 0
 
 
 def cmd_rescore(args) -> int:
-    from benchmark.rescore import rescore_suite
+    from benchmark.rescore import parse_quirk_args, rescore_suite
 
-    summary = rescore_suite(args.suite, args.filter, args.embedded, args.results, args.protocol)
+    summary = rescore_suite(args.suite, args.filter, args.embedded, args.results, args.protocol,
+                            switches=parse_quirk_args(args.quirk), ledger=args.ledger)
     print(f"{summary.line()}; rows in {args.results} (evals/)")
     return 0
 
@@ -311,7 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate the adapters a suite's trials kept again, without training; rows "
                        "stored beside the trials' (source eval)")
     suite_args(p)
-    p.add_argument("--protocol", default=None, help="extraction protocol: llm-adapters or strict (default: each trial's)")
+    p.add_argument("--protocol", default=None, help="protocol: llm-adapters, pt-unipelt or strict (default: each trial's)")
+    p.add_argument("--quirk", action="append", default=None, metavar="NAME=on|off",
+                   help="switch an extraction or generation quirk on top of each trial's (repeatable)")
     p.add_argument("--eval-data", nargs="+", default=None, metavar="NAME",
                    help="evaluation datasets (default: each trial's own)")
     p.add_argument("--results", default="results")
@@ -321,7 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rescore", help="extract and score a suite's stored outputs again under another protocol "
                        "(no model loaded); rows stored beside the trials' (source rescore)")
     suite_args(p)
-    p.add_argument("--protocol", required=True, help="extraction protocol: llm-adapters or strict")
+    p.add_argument("--protocol", default=None, help="protocol: llm-adapters, pt-unipelt or strict (default: each "
+                   "trial's)")
+    p.add_argument("--quirk", action="append", default=None, metavar="NAME=on|off",
+                   help="switch an extraction quirk on top of each trial's (repeatable; docs/protocols/quirks.md)")
+    p.add_argument("--ledger", action="store_true", help="the quirk ledger: each trial run under its protocol's "
+                   "defaults, once per extraction quirk flipped")
     p.add_argument("--results", default="results")
     p.set_defaults(fn=cmd_rescore)
 

@@ -22,7 +22,7 @@ from benchmark import methods, metrics, models, tasks
 from benchmark.adapt.stage import PlannedStage
 from benchmark.errors import UserError
 from benchmark.registry import apply_filters, catalogues, expand, load_suite
-from benchmark.registry.catalogue import DatasetEntry, ModelEntry
+from benchmark.registry.catalogue import CAUSAL_FAMILIES, DatasetEntry, ModelEntry
 from benchmark.registry.catalogues import Catalogue
 from benchmark.registry.expand import where
 from benchmark.registry.spec import TrialSpec
@@ -40,6 +40,7 @@ class ResolvedTrial:
     eval_data: tuple[DatasetEntry, ...]  # never empty
     method_config: Any  # the method's validated Config, built once
     adapt_stages: tuple[PlannedStage, ...]
+    forgetting: DatasetEntry | None = None  # eval.forgetting's corpus (a causal LM's loss on it); None: not measured
 
     @property
     def trial_id(self) -> str:
@@ -93,13 +94,20 @@ def resolve(spec: TrialSpec, here: str | None = None, catalogue: Catalogue | Non
 
     eval_entries = tuple(same_kind("eval_data", name) for name in spec.eval_data)
     dev_entry = same_kind("dev_data", spec.dev_data) if spec.dev_data else None
+    if spec.eval.quirk_on("select_on_reported_set") and task.selects_on_dev:
+        # the quirk: select (early stopping, the learning-rate search) on the set the number is reported on
+        if dev_entry is not None:
+            raise UserError(f"{here}: eval.quirks.select_on_reported_set: on, but dev_data is {spec.dev_data}; "
+                            "allowed: one of them (the quirk selects on the first eval set)")
+        dev_entry = eval_entries[0]
     for entry in eval_entries:
         for name in entry.metrics:
             checked(f"eval_data: {entry.name}", metrics.get, name)
 
     return ResolvedTrial(spec=spec, model=model, task=task, train_data=train_entry, dev_data=dev_entry,
                          eval_data=eval_entries, method_config=method_config,
-                         adapt_stages=tuple(_planned_stage(i, stage, here, cat) for i, stage in enumerate(spec.adapt)))
+                         adapt_stages=tuple(_planned_stage(i, stage, here, cat) for i, stage in enumerate(spec.adapt)),
+                         forgetting=_forgetting_corpus(spec, model, here, cat))
 
 
 def _check_model_matches(spec: TrialSpec, model: ModelEntry, here: str) -> None:
@@ -110,6 +118,26 @@ def _check_model_matches(spec: TrialSpec, model: ModelEntry, here: str) -> None:
         if planned != current:
             raise UserError(f"{here}: {field}: got {planned!r} but {catalogues.shown(model.file)} says {current!r} for "
                             f"{model.name}; allowed: the catalogue's value (plan the suite again)")
+
+
+def _forgetting_corpus(spec: TrialSpec, model: ModelEntry, here: str, cat: Catalogue) -> DatasetEntry | None:
+    """eval.forgetting's corpus entry: a dataset of task family corpus, measured on a causal LM only (the loss is
+    a language model's next-token loss; an encoder has none to compare)."""
+    name = spec.eval.forgetting
+    if name is None:
+        return None
+    if model.model_family not in CAUSAL_FAMILIES:
+        raise UserError(f"{here}: eval.forgetting: model {model.name} is an encoder ({model.model_family}), which has no "
+                        f"next-token loss to measure forgetting with; allowed: causal LMs ({', '.join(CAUSAL_FAMILIES)}) "
+                        "or eval.forgetting: null")
+    try:
+        corpus = cat.dataset(name)
+    except UserError as exc:
+        raise UserError(f"{here}: eval.forgetting: {exc}") from None
+    if corpus.task_family != "corpus":
+        raise UserError(f"{here}: eval.forgetting: {corpus.name!r} is a {corpus.task_family} dataset; "
+                        "allowed: a dataset of task family corpus (unlabelled text)")
+    return corpus
 
 
 def _planned_stage(i: int, stage: AdaptStage, here: str, cat: Catalogue) -> PlannedStage:
@@ -136,10 +164,12 @@ def plan(name_or_path: str, filters: list[str] | None = None, embedded: bool = F
 
 
 def datasets_needed(trials: list[ResolvedTrial]) -> list[DatasetEntry]:
-    """Every dataset the trials read (training, dev, evaluation sets and adapt corpora), each once, by name."""
+    """Every dataset the trials read (training, dev, evaluation sets, adapt and forgetting corpora), each once, by
+    name."""
     entries = {}
     for trial in trials:
-        for entry in (trial.train_data, trial.dev_data, *trial.eval_data, *(s.corpus for s in trial.adapt_stages)):
+        for entry in (trial.train_data, trial.dev_data, *trial.eval_data, *(s.corpus for s in trial.adapt_stages),
+                      trial.forgetting):
             if entry is not None:
                 entries[entry.name] = entry
     return [entries[name] for name in sorted(entries)]

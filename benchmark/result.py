@@ -55,6 +55,16 @@ class TrialResult:
     adapter_dir: str | None = None  # a local staging folder with what trained; the store publishes it (not stored)
     adapter_bytes: int | None = None  # that folder's size
     co_train_group: str | None = None  # the co-trained group it trained in (scheduler/groups.py); None: alone
+    # Inference overhead (evaluation/overhead.py; trials evaluated by generation): greedy decode tokens/s on the same
+    # prompts of the base model (before the method is injected), the adapted model (after evaluation) and, for a
+    # method that merges into the base weights, the merged model. None: not measured (or the method cannot merge).
+    base_decode_tokens_per_s: float | None = None
+    decode_tokens_per_s: float | None = None
+    merged_decode_tokens_per_s: float | None = None
+    # Forgetting (eval.forgetting; evaluation/forgetting.py): mean token loss on the held-out general-text corpus of
+    # the base model and of the adapted model, same texts and batches. None: not measured.
+    forgetting_base_loss: float | None = None
+    forgetting_loss: float | None = None
 
     @property
     def trial_id(self) -> str:

@@ -64,7 +64,8 @@ def _features(task, tokenizer, examples: list, spec: TrialSpec, head) -> list[di
 
     key = ("features", task.kind, token_cache.examples_digest(examples), token_cache.tokenizer_identity(tokenizer),
            token_cache.code_identity(type(task)), token_cache.code_identity(prompts.tokenize_for_training),
-           spec.train.cutoff_len, spec.train.train_on_inputs, spec.train.doc_stride, repr(head))
+           spec.train.cutoff_len, spec.trains_on_inputs, spec.eval.quirk_on("no_eos_when_truncated"),
+           spec.train.doc_stride, repr(head))
     return token_cache.cached(key, lambda: task.features(tokenizer, examples, spec, head))
 
 
@@ -130,10 +131,14 @@ def _run(trial: ResolvedTrial, data_root: Path, result: TrialResult, save_adapte
     # 1. Data first: a missing or malformed dataset fails before any model is loaded.
     head, train_examples, dev_examples = _training_data(trial, data_root)
     eval_sets = _eval_sets(trial, data_root)
+    probe = _probe(trial, eval_sets, data_root)
 
-    # 2. The base model, with the task's head drawn from the trial's seed.
+    # 2. The base model, with the task's head drawn from the trial's seed; what it costs at inference (and its loss
+    #    on the forgetting corpus), measured before the method changes it.
     model, tokenizer, load_notes = _base_model(trial, train_examples, head, data_root, device)
     head_params = models.head_parameters(model)
+    if probe is not None:
+        _record(result, _measure_base(probe, model, tokenizer, device))
 
     # 3. The method: injected with the config the planner validated. A task head is always trained and never
     #    counted as the method's (the papers' convention).
@@ -156,6 +161,8 @@ def _run(trial: ResolvedTrial, data_root: Path, result: TrialResult, save_adapte
 
     # 5. Evaluate every eval set with the task's protocol; keep every prediction for audit.
     _evaluate(trial, model, tokenizer, head, eval_sets, device, result, load_notes)
+    if probe is not None:  # the adapted model's inference cost and forgetting, beside the base's
+        _record(result, probe.adapted(model, tokenizer))
 
     # 6. Keep what trained (the method's parameters, the task head), staged locally: the store publishes it.
     if save_adapter:
@@ -201,12 +208,14 @@ def _run_group(trials: list[ResolvedTrial], data_root: Path, results: list[Trial
 
     device = _device(results[0])
     # 1. Every member's data first; a member whose data fails is failed, the others go on.
-    members = []
+    members, probes = [], {}
     for trial, result in zip(trials, results):
         result.device = results[0].device
         try:
             head, train_examples, dev_examples = _training_data(trial, data_root)
-            members.append((trial, result, head, train_examples, dev_examples, _eval_sets(trial, data_root)))
+            eval_sets = _eval_sets(trial, data_root)
+            probes[trial.trial_id] = _probe(trial, eval_sets, data_root)
+            members.append((trial, result, head, train_examples, dev_examples, eval_sets))
         except Exception as exc:
             _failed(result, exc)
     if not members:
@@ -216,6 +225,7 @@ def _run_group(trials: list[ResolvedTrial], data_root: Path, results: list[Trial
     if models.head_parameters(base):
         raise CannotCoTrain("the task trains a head per trial")
     base.to(device)
+    _record_shared_base(base, tokenizer, members, probes)  # before any member's method is injected
     trained = []
     for trial, result, head, train_examples, dev_examples, eval_sets in members:
         try:
@@ -240,6 +250,8 @@ def _run_group(trials: list[ResolvedTrial], data_root: Path, results: list[Trial
             _record_training(trial, outcome, dev_examples, result)
             _record_memory(result, "train", memory)
             _evaluate(trial, member.model, tokenizer, head, eval_sets, device, result, load_notes)
+            if probes[trial.trial_id] is not None:
+                _record(result, probes[trial.trial_id].adapted(member.model, tokenizer))
             if save_adapter:
                 result.adapter_dir, result.adapter_bytes = saving.save(member.model, trial.spec.method,
                                                                        trial.method_config, [])
@@ -283,6 +295,47 @@ def _evaluate(trial: ResolvedTrial, model, tokenizer, head, eval_sets: list, dev
     result.eval_seconds = time.perf_counter() - started
     result.eval_examples_per_s = n_evaluated / result.eval_seconds if result.eval_seconds > 0 else None
     _record_memory(result, "eval", memory)
+
+
+def _probe(trial: ResolvedTrial, eval_sets: list, data_root: Path):
+    """What the inference-overhead and forgetting measurements read (evaluation/overhead.Probe) for a trial evaluated
+    by generation (a causal LM decodes); None for the others (a classifier or a span extractor decodes nothing)."""
+    from benchmark import methods
+    from benchmark.data import load_examples
+    from benchmark.evaluation.overhead import Probe
+
+    if trial.task.head_kind != "causal-lm":
+        return None
+    method = methods.get(trial.spec.method)
+    documents = load_examples(trial.forgetting, data_root) if trial.forgetting is not None else None
+    return Probe.build(eval_sets[0][1], documents, trial.spec.train.cutoff_len, method.decode_hook, method.merges)
+
+
+def _measure_base(probe, model, tokenizer, device: str) -> dict:
+    """The base model's figures on the trial's device. It goes back to the CPU after: the method is injected there,
+    as it would be without the measurement, so the method's initial weights do not depend on it."""
+    model.to(device)
+    try:
+        return probe.base(model, tokenizer)
+    finally:
+        model.to("cpu")
+
+
+def _record_shared_base(base, tokenizer, members: list, probes: dict) -> None:
+    """A co-trained group's base figures, measured on the shared base once per distinct probe (members of one grid
+    cell decode the same prompts) and given to every member's result."""
+    measured: dict = {}
+    for trial, result, *_ in members:
+        probe = probes[trial.trial_id]
+        if probe is not None:
+            if probe.base_key not in measured:
+                measured[probe.base_key] = probe.base(base, tokenizer)
+            _record(result, measured[probe.base_key])
+
+
+def _record(result: TrialResult, figures: dict) -> None:
+    for name, value in figures.items():
+        setattr(result, name, value)
 
 
 def _record_memory(result: TrialResult, phase: str, memory: MemorySampler) -> None:

@@ -20,7 +20,7 @@ from benchmark.data.prompts import eval_prompt
 from benchmark.evaluation import beam, evaluate, generate, generate_reference
 from benchmark.evaluation.generate import generate_ids, generate_ids_hf, generate_reference_ids
 from benchmark.registry.catalogue import DatasetEntry
-from benchmark.registry.spec import EvalConfig
+from benchmark.registry.spec import EvalConfig, TrainConfig
 
 SPECIAL = {"<unk>": 0, "<s>": 1, "</s>": 2}  # pad = <unk> = id 0, as LLM-Adapters sets it
 
@@ -109,7 +109,8 @@ def test_evaluate_end_to_end_on_a_tiny_llama():
     metric, predictions, decoding = evaluate(model, tok, entry, examples, EvalConfig(num_beams=2, batch_size=3))
     assert not model.training
     assert decoding == {"num_beams": 2, "max_new_tokens": 5, "batch_size": 3, "do_sample": False,
-                        "use_cache": True, "attention_mask": True, "protocol": "llm-adapters"}
+                        "use_cache": True, "attention_mask": True, "dropout": False, "prompt_template": "evaluation",
+                        "protocol": "llm-adapters", "quirks": "llm-adapters"}
     assert (metric.eval_data, metric.task_family, metric.metric, metric.n_examples) == ("emb-test", "commonsense", "accuracy", 4)
     assert [p.id for p in predictions] == [ex.id for ex in examples]
     assert [p.prompt for p in predictions] == prompts
@@ -211,7 +212,7 @@ def test_the_generation_task_decodes_with_the_hook_its_method_declares(monkeypat
     entry = DatasetEntry(name="emb-test", format="llm-adapters", path="x.json", task_family="commonsense",
                          answer="choice", labels=("option1", "option2"), max_new_tokens=3)
     examples = [Example(id="emb-test/0", instruction="w5 w7", input="", output="", answer="option1")]
-    spec = SimpleNamespace(method="prefix", eval=EvalConfig(num_beams=2, batch_size=1))
+    spec = SimpleNamespace(method="prefix", eval=EvalConfig(num_beams=2, batch_size=1), train=TrainConfig())
     model = perturbed(tiny_model("llama", vocab_size=300), "prefix")
     tok = bpe_tokenizer([eval_prompt(examples[0])])
     GenerationTask().evaluate(model, tok, entry, examples, spec, head=None)

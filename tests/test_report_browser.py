@@ -1,17 +1,15 @@
 """The report as a user opens it: straight from the file system in headless Chromium (Debian `chromium`
 and `chromium-driver`, installed by `make browser`); skipped where they are not installed."""
 
-import shutil
-
 import pytest
 
 from benchmark.registry.spec import TrainConfig, TrialSpec
 from benchmark.report import build
 from benchmark.result import Metric, Prediction, TrialResult
 from benchmark.store import Store
+from tests.browser import chrome, needs_browser
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium / chromium-driver not installed (make browser)")
+pytestmark = needs_browser
 EVIL = "<script>alert('x')</script>"
 
 
@@ -26,10 +24,6 @@ def _result(method: str, scores: dict, family: str, **kw) -> TrialResult:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
     root = tmp_path_factory.mktemp("browser")
     store = Store(root / "results")
     hostile = [Prediction(id="1", prompt="2+2?", output=EVIL, extracted="4", gold="4", correct=True),
@@ -38,13 +32,7 @@ def page(tmp_path_factory):
     store.write(_result("series", {"gsm8k": 28.0, "AQuA": 18.0}, "math"))
     store.write(_result("lora", {EVIL: 50.0}, "commonsense"))  # a hostile dataset name, in its own family
     index = build(["browser"], root / "results", root / "report")
-
-    options = Options()
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"):
-        options.add_argument(flag)
-    options.binary_location = CHROMIUM
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver = chrome()
     try:
         driver.set_window_size(1300, 1800)
         driver.get(index.resolve().as_uri())

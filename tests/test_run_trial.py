@@ -10,7 +10,8 @@ from tests.test_resume import PEFT_BENCH, write_suite
 # What differs between two runs of one trial however it was launched: clocks, speeds, the process's memory.
 RUN_DEPENDENT = ["started_at", "finished_at", "train_seconds", "eval_seconds", "train_tokens_per_s",
                  "eval_examples_per_s", "peak_memory_bytes", "train_peak_memory_bytes", "train_p99_memory_bytes",
-                 "eval_peak_memory_bytes", "eval_p99_memory_bytes"]
+                 "eval_peak_memory_bytes", "eval_p99_memory_bytes", "base_decode_tokens_per_s", "decode_tokens_per_s",
+                 "merged_decode_tokens_per_s"]
 
 
 def peft_bench(*args, timeout=400) -> subprocess.CompletedProcess:

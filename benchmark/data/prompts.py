@@ -42,8 +42,11 @@ def train_prompt(ex: Example, with_output: bool = True) -> str:
     return template.format(instruction=ex.instruction, input=ex.input, output=ex.output if with_output else "")
 
 
-def eval_prompt(ex: Example) -> str:
-    """evaluate.py / commonsense_evaluate.py's generate_prompt (no output)."""
+def eval_prompt(ex: Example, reference_template: bool = True) -> str:
+    """evaluate.py / commonsense_evaluate.py's generate_prompt (no output); reference_template=False (the
+    template_whitespace quirk off): the training template's prompt, so the model is asked as it was taught."""
+    if not reference_template:
+        return train_prompt(ex, with_output=False)
     template = EVAL_WITH_INPUT if ex.input else EVAL_NO_INPUT
     return template.format(instruction=ex.instruction, input=ex.input)
 
@@ -54,23 +57,29 @@ def response_text(decoded: str) -> str:
     return (parts[1] if len(parts) > 1 else parts[0]).strip()
 
 
-def _tokenize(tokenizer, text: str, cutoff_len: int, add_eos: bool) -> list[int]:
+def _tokenize(tokenizer, text: str, cutoff_len: int, add_eos: bool, eos_when_truncated: bool = False) -> list[int]:
     ids = tokenizer(text, truncation=True, max_length=cutoff_len, padding=False)["input_ids"]
     ids = list(ids)
-    # finetune.py: EOS only when the last token is not EOS and the sequence was not truncated.
-    if add_eos and (not ids or ids[-1] != tokenizer.eos_token_id) and len(ids) < cutoff_len:
+    if add_eos and ids and ids[-1] != tokenizer.eos_token_id:
+        if len(ids) < cutoff_len:  # finetune.py: EOS only when the sequence was not truncated ...
+            ids.append(tokenizer.eos_token_id)
+        elif eos_when_truncated:  # ... unless the no_eos_when_truncated quirk is off: the cut row ends in EOS too
+            ids[-1] = tokenizer.eos_token_id
+    elif add_eos and not ids:
         ids.append(tokenizer.eos_token_id)
     return ids
 
 
-def tokenize_for_training(tokenizer, ex: Example, cutoff_len: int, train_on_inputs: bool) -> dict:
+def tokenize_for_training(tokenizer, ex: Example, cutoff_len: int, train_on_inputs: bool,
+                          eos_when_truncated: bool = False) -> dict:
     """input_ids and labels for one example; labels = input_ids, prompt masked with -100 unless train_on_inputs.
 
     The first token is never a target (-100 whatever train_on_inputs). Nothing in the example comes
     before it; finetune.py keeps it, and then under left padding every row but the longest learns
     to predict it from a pad token, so an example's loss depended on its batchmates' lengths. Unpadded,
-    the causal shift drops it anyway, so this changes nothing there."""
-    input_ids = _tokenize(tokenizer, train_prompt(ex), cutoff_len, add_eos=True)
+    the causal shift drops it anyway, so this changes nothing there.
+    `eos_when_truncated`: the no_eos_when_truncated quirk off (registry/quirks.py)."""
+    input_ids = _tokenize(tokenizer, train_prompt(ex), cutoff_len, add_eos=True, eos_when_truncated=eos_when_truncated)
     labels = [-100] * min(1, len(input_ids)) + input_ids[1:]
     if not train_on_inputs:
         prompt_len = len(_tokenize(tokenizer, train_prompt(ex, with_output=False), cutoff_len, add_eos=False))

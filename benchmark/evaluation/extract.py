@@ -1,17 +1,18 @@
-"""Answer extraction and correctness, per the dataset's answer rule and the protocol.
+"""Answer extraction and correctness, per the dataset's answer rule and the protocol's extraction quirks.
 
 The rule is data (DatasetEntry.answer: number | letter | choice, with entry.labels the answer
 options: the option letters or the label words); nothing here branches on a dataset's name.
-Protocol "llm-adapters" reproduces evaluate.py and commonsense_evaluate.py exactly, defects
-included; "strict" fixes the known defects:
+Each defect of the reference scripts' extraction is a named quirk (registry/quirks.py), on or off by
+the protocol and the trial's switches; with all three on this is evaluate.py and commonsense_evaluate.py
+exactly, defects included:
 
-- letter: the reference takes the first option letter anywhere (options A-E), so "Each ..."
-  answers "E". Strict takes the letter of the last answer phrase ("the answer is C", "answer is
-  (C)"), else the last standalone option letter, never a letter inside a word.
-- number: the reference takes the last number of the text. Strict prefers the first number
-  after the last "the answer is", falling back to the last number.
-- choice: the reference takes the first label anywhere (even inside a word). Strict prefers
-  the first label after the last "the correct answer is", whole words only.
+- letter (aqua_first_letter): on, the first option letter anywhere (options A-E), so "Each ..." answers
+  "E". Off, the letter of the last answer phrase ("the answer is C", "answer is (C)"), else the last
+  standalone option letter, never a letter inside a word.
+- number (last_number): on, the last number of the text. Off, the first number after the last
+  "the answer is", falling back to the last number.
+- choice (first_match_choice): on, the first label anywhere (even inside a word). Off, the first label
+  after the last "the correct answer is", whole words only.
 `output` is the response text (benchmark.data.prompts.response_text of the decoded output).
 """
 
@@ -21,7 +22,7 @@ import functools
 import re
 
 from benchmark.registry.catalogue import DatasetEntry
-from benchmark.registry.spec import PROTOCOLS
+from benchmark.registry.quirks import PROTOCOLS, is_on
 
 NUMBER = re.compile(r"-?\d+\.?\d*")
 NO_NUMBER = "inf"  # what the reference's float('inf') prints as
@@ -113,19 +114,24 @@ def _choice(output: str, labels: tuple[str, ...], strict: bool) -> str:
     return found.group(0) if found else ""
 
 
-def extract_answer(dataset: str | DatasetEntry, output: str, protocol: str = "llm-adapters") -> str:
-    """The answer the protocol reads from a response: a number's text ("inf" if none), a letter or a label ("" if none)."""
+def extract_answer(dataset: str | DatasetEntry, output: str, protocol: str = "llm-adapters",
+                   quirks: dict[str, bool] | None = None) -> str:
+    """The answer the protocol reads from a response: a number's text ("inf" if none), a letter or a label ("" if none).
+    `quirks`: switches against the protocol's defaults (EvalConfig.quirks)."""
     _check_protocol(protocol)
     entry = _entry(dataset)
-    strict = protocol == "strict"
+
+    def fixed(quirk: str) -> bool:  # the defect fixed: the strict rule
+        return not is_on(protocol, quirks or {}, quirk)
+
     if entry.answer == "number":
-        return _number(output, strict)
+        return _number(output, fixed("last_number"))
     if entry.answer in ("letter", "choice") and not entry.labels:
         raise ValueError(f"dataset {entry.name}: answer rule {entry.answer!r} needs labels (its answer options)")
     if entry.answer == "letter":
-        return _letter(output, entry.labels, strict)
+        return _letter(output, entry.labels, fixed("aqua_first_letter"))
     if entry.answer == "choice":
-        return _choice(output, entry.labels, strict)
+        return _choice(output, entry.labels, fixed("first_match_choice"))
     raise ValueError(f"dataset {entry.name}: answer rule {entry.answer!r} is not a generation rule; "
                      "allowed: number, letter, choice")
 

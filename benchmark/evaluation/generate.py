@@ -65,17 +65,25 @@ def _encode(tokenizer, prompts: list[str]) -> list[list[int]]:
     return [list(ids) for ids in tokenizer(list(prompts))["input_ids"]] if prompts else []
 
 
-def _left_pad(rows: list[list[int]], pad_id: int, eos_id: int | None, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _left_pad(rows: list[list[int]], pad_id: int, eos_id: int | None, device,
+              mask_pads: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded ids and their attention mask; mask_pads=False (the no_attention_mask quirk): every position
+    attends, pads included, and positions count from the first pad, as a batch decoded with no mask does."""
     width = max(len(r) for r in rows)
     ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
+    if not mask_pads:
+        return ids, torch.ones_like(ids)
     mask = torch.tensor([[0] * (width - len(r)) + _prompt_mask(r, pad_id, eos_id) for r in rows], device=device)
     return ids, mask
 
 
 def generate_ids(model, tokenizer, prompts: list[str], max_new_tokens: int, num_beams: int = 4,
-                 batch_size: int = 16, decode_hook: beam.DecodeHook | None = None) -> list[list[int]]:
+                 batch_size: int = 16, decode_hook: beam.DecodeHook | None = None, sort: bool = True,
+                 mask_pads: bool = True) -> list[list[int]]:
     """Token ids (prompt + continuation) per prompt, in the original order (the fast path). `decode_hook`: the
-    hook of the method injected into the model, if it declares one."""
+    hook of the method injected into the model, if it declares one. sort=False batches prompts in their given order;
+    mask_pads=False attends to the left padding (both: the no_attention_mask quirk, whose outputs depend on the
+    batches)."""
     if batch_size < 1:
         raise ValueError(f"batch_size: got {batch_size}; allowed: an integer >= 1")
     if num_beams < 1:
@@ -83,35 +91,42 @@ def generate_ids(model, tokenizer, prompts: list[str], max_new_tokens: int, num_
     pad_id, eos_id = _special_ids(tokenizer)
     feeder = beam.Feeder.for_model(model, max_new_tokens, num_beams, pad_id, eos_id, decode_hook)
     if feeder is None:
-        return generate_ids_hf(model, tokenizer, prompts, max_new_tokens, num_beams, batch_size)
+        return generate_ids_hf(model, tokenizer, prompts, max_new_tokens, num_beams, batch_size, sort, mask_pads)
     encoded = _encode(tokenizer, prompts)
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # stable: ties keep input order
+    order = _order(encoded, sort)
     settings = beam.Settings.from_model(model, max_new_tokens, num_beams, eos_id)
     results: list[list[int] | None] = [None] * len(prompts)
     device = _model_device(model)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            ids, mask = _left_pad([encoded[i] for i in rows], pad_id, eos_id, device)
+            ids, mask = _left_pad([encoded[i] for i in rows], pad_id, eos_id, device, mask_pads)
             for row, continuation in enumerate(beam.search(feeder, ids, mask, settings)):
                 i = rows[row]
                 results[i] = _cut_at_eos(encoded[i] + continuation, len(encoded[i]), eos_id, pad_id)
     return results  # type: ignore[return-value]
 
 
+def _order(encoded: list[list[int]], sort: bool) -> list[int]:
+    """Longest first (stable: ties keep input order), or the input order."""
+    if not sort:
+        return list(range(len(encoded)))
+    return sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+
+
 def generate_ids_hf(model, tokenizer, prompts: list[str], max_new_tokens: int, num_beams: int = 4,
-                    batch_size: int = 16) -> list[list[int]]:
+                    batch_size: int = 16, sort: bool = True, mask_pads: bool = True) -> list[list[int]]:
     """transformers' batched generate (length-sorted, left-padded, masked, cached): the fallback path."""
     if batch_size < 1:
         raise ValueError(f"batch_size: got {batch_size}; allowed: an integer >= 1")
     pad_id, eos_id = _special_ids(tokenizer)
     device = _model_device(model)
     encoded = _encode(tokenizer, prompts)
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+    order = _order(encoded, sort)
     results: list[list[int] | None] = [None] * len(prompts)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        input_ids, attention_mask = _left_pad([encoded[i] for i in rows], pad_id, eos_id, device)
+        input_ids, attention_mask = _left_pad([encoded[i] for i in rows], pad_id, eos_id, device, mask_pads)
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
                              num_beams=num_beams, do_sample=False, use_cache=True,
                              pad_token_id=pad_id, eos_token_id=eos_id)
@@ -143,10 +158,11 @@ def _decode(tokenizer, sequences: list[list[int]]) -> list[str]:
 
 
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, num_beams: int = 4,
-             batch_size: int = 16, decode_hook: beam.DecodeHook | None = None) -> list[str]:
+             batch_size: int = 16, decode_hook: beam.DecodeHook | None = None, sort: bool = True,
+             mask_pads: bool = True) -> list[str]:
     """Decoded prompt + continuation per prompt, in the original order (the fast path)."""
     return _decode(tokenizer, generate_ids(model, tokenizer, prompts, max_new_tokens, num_beams, batch_size,
-                                           decode_hook))
+                                           decode_hook, sort, mask_pads))
 
 
 def generate_reference(model, tokenizer, prompts: list[str], max_new_tokens: int, num_beams: int = 4) -> list[str]:

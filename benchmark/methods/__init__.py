@@ -39,6 +39,10 @@ class Method:
     # key/values through its decode hook), so trials of it can train together on one shared base in a co-trained
     # group (benchmark/train/cotrain.py). Methods that change the base's own parameters stay False.
     co_trains: bool = False
+    # True: the injected model is a peft model whose adapter folds into the base weights (`merge_adapter()` /
+    # `unmerge_adapter()`: LoRA, DoRA, (IA)^3), so its inference overhead can also be measured merged
+    # (benchmark/evaluation/overhead.py). Methods that keep extra modules or inputs at inference stay False.
+    merges: bool = False
 
 
 _METHODS: dict[str, Method] = {}
@@ -51,7 +55,7 @@ def register(method: Method) -> Method:
     if not (isinstance(families, tuple) and families and all(f in FAMILIES for f in families)):
         raise ValueError(f"method {method.name}: model_families: got {families!r}; "
                          f"allowed: a non-empty tuple of {', '.join(FAMILIES)}")
-    for flag in ("trains", "co_trains"):
+    for flag in ("trains", "co_trains", "merges"):
         if not isinstance(getattr(method, flag), bool):
             raise ValueError(f"method {method.name}: {flag}: got {getattr(method, flag)!r}; allowed: true or false")
     _METHODS[method.name] = method

@@ -21,4 +21,4 @@ def inject(model, cfg: Config):
 
 
 register(Method("dora", Config, inject, library="peft", model_families=FAMILIES,
-                description="DoRA (peft LoRA, use_dora); LoRA's default targets", co_trains=True))
+                description="DoRA (peft LoRA, use_dora); LoRA's default targets", co_trains=True, merges=True))

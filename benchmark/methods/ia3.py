@@ -82,4 +82,4 @@ def inject(model, cfg: Config):
 
 
 register(Method("ia3", Config, inject, library="peft", model_families=FAMILIES, check_config=check_config,
-                description="(IA)^3 (peft); peft's default targets", co_trains=True))
+                description="(IA)^3 (peft); peft's default targets", co_trains=True, merges=True))

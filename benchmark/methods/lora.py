@@ -54,4 +54,4 @@ def inject(model, cfg: Config):
 
 
 register(Method("lora", Config, inject, library="peft", model_families=FAMILIES,
-                description="LoRA (peft); LLM-Adapters default targets", co_trains=True))
+                description="LoRA (peft); LLM-Adapters default targets", co_trains=True, merges=True))

@@ -142,6 +142,11 @@ def build_spec(suite: Suite, cfg: dict, cell: dict, cat: Catalogue) -> TrialSpec
             sections[name] = cls(**values)
         except ValueError as exc:
             raise UserError(f"{here}: {exc}") from None
+    forgetting = sections["eval"].forgetting
+    forgetting_entry = checked("eval.forgetting", cat.dataset, forgetting) if forgetting else None
+    if forgetting_entry is not None and forgetting_entry.task_family != "corpus":
+        raise UserError(f"{here}: eval.forgetting: {forgetting!r} is a {forgetting_entry.task_family} dataset; "
+                        "allowed: a dataset of task_family corpus (unlabelled text)")
     dtype = cfg.get("dtype", model.dtype)
     if dtype not in catalogue.DTYPES:
         raise UserError(f"{here}: dtype: got {dtype!r}; allowed: {', '.join(catalogue.DTYPES)}")
@@ -151,7 +156,7 @@ def build_spec(suite: Suite, cfg: dict, cell: dict, cat: Catalogue) -> TrialSpec
         eval_data=tuple(e.name for e in eval_entries), train=sections["train"], eval=sections["eval"],
         resources=sections["resources"], dtype=dtype, trust_remote_code=model.trust_remote_code, cell=cell,
         dev_data=dev_entry.name if dev_entry else None, adapt=adapt,
-        catalogue=cat.recorded([model.name], [e.name for e in (train_entry, dev_entry, *eval_entries) if e]
+        catalogue=cat.recorded([model.name], [e.name for e in (train_entry, dev_entry, *eval_entries, forgetting_entry) if e]
                                + [stage.corpus for stage in adapt if stage.corpus and stage.corpus in cat.datasets]),
     )
 
@@ -184,6 +189,8 @@ def to_embedded(cfg: dict, here: str, embedded_settings: dict | None, cat: Catal
     cfg["train_data"], cfg["eval_data"] = twin(cfg["train_data"]), list(dict.fromkeys(map(twin, cfg["eval_data"])))
     if cfg.get("dev_data"):
         cfg["dev_data"] = twin(cfg["dev_data"])
+    if cfg.get("eval", {}).get("forgetting"):
+        cfg["eval"]["forgetting"] = twin(cfg["eval"]["forgetting"])
     cfg["adapt"] = [{**stage, "corpus": twin(stage["corpus"])} if isinstance(stage, dict) and stage.get("corpus")
                     else stage for stage in cfg.get("adapt") or []]
     for path, cap in EMBEDDED_CAPS.items():

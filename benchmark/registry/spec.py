@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from benchmark.checks import check, in_range
 from benchmark.registry import bounds
 from benchmark.registry.bounds import up_to
+from benchmark.registry.quirks import PROTOCOLS, is_on, parse_switches
 from benchmark.registry.stages import AdaptStage, parse_stages
 
 # Bump when the meaning of a field changes, so old ids are not reused for new semantics.
@@ -96,7 +97,7 @@ class TrainConfig:
         return self.batch_size // self.micro_batch_size
 
 
-PROTOCOLS = ("llm-adapters", "strict")
+# The protocols and their quirks: registry/quirks.py (re-exported: callers import PROTOCOLS from here).
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,17 @@ class EvalConfig:
     batch_size: int = 16
     max_eval_examples: int | None = None  # cap (rehearsal); None = the whole test set
     max_answer_length: int = 30  # extractive QA: longest span in tokens (the SQuAD scripts' default)
+    # Quirks switched against the protocol's defaults ({name: on|off}; registry/quirks.py). Part of the trial id.
+    quirks: dict = field(default_factory=dict)
+    # A general-text corpus (a catalogue dataset of task_family corpus) on which the base model's and the adapted
+    # model's language-model loss are measured (forgetting); None: not measured. Causal LMs only.
+    forgetting: str | None = None
 
     def __post_init__(self):
         check(self.protocol in PROTOCOLS, "eval.protocol", self.protocol, ", ".join(PROTOCOLS))
+        object.__setattr__(self, "quirks", parse_switches(self.quirks))  # {name: bool}, names checked
+        check(self.forgetting is None or (isinstance(self.forgetting, str) and self.forgetting.strip() != ""),
+              "eval.forgetting", self.forgetting, "null or the name of a corpus dataset")
         check(in_range(self.num_beams, 1, bounds.BEAMS, integer=True), "eval.num_beams", self.num_beams,
               up_to(bounds.BEAMS))
         check(self.max_new_tokens is None or in_range(self.max_new_tokens, 1, bounds.TOKENS, integer=True),
@@ -122,6 +131,14 @@ class EvalConfig:
               "eval.max_eval_examples", self.max_eval_examples, "null or " + up_to(bounds.EXAMPLES))
         check(in_range(self.max_answer_length, 1, bounds.TOKENS, integer=True), "eval.max_answer_length",
               self.max_answer_length, up_to(bounds.TOKENS))
+
+    def __hash__(self) -> int:  # hashable like the other sections, though `quirks` is a dict
+        return hash(tuple((f.name, tuple(sorted(self.quirks.items())) if f.name == "quirks" else getattr(self, f.name))
+                          for f in dataclasses.fields(self)))
+
+    def quirk_on(self, name: str) -> bool:
+        """Whether the named quirk acts in this trial: its switch, else its protocol's default."""
+        return is_on(self.protocol, self.quirks, name)
 
 
 @dataclass(frozen=True)
@@ -196,6 +213,14 @@ class TrialSpec:
         return data
 
     @property
+    def trains_on_inputs(self) -> bool:
+        """train_on_inputs as the trial trains: the quirk's switch when the suite sets one, else train.train_on_inputs
+        under a protocol that has the quirk, else off (strict masks the prompt)."""
+        if "train_on_inputs" in self.eval.quirks:
+            return self.eval.quirks["train_on_inputs"]
+        return self.train.train_on_inputs and self.eval.quirk_on("train_on_inputs")
+
+    @property
     def catalogue_files(self) -> list[str]:
         """The user catalogue files that contributed entries to this trial."""
         return sorted({item["file"] for item in self.catalogue.values()})
@@ -224,5 +249,5 @@ def _stored_names(data: dict) -> dict:
 _ADDED_LATER = {
     None: {"dev_data": None, "adapt": (), "catalogue": {}},
     "train": {"early_stopping_patience": None, "doc_stride": 128, "max_seconds": None},
-    "eval": {"max_answer_length": 30},
+    "eval": {"max_answer_length": 30, "quirks": {}, "forgetting": None},
 }

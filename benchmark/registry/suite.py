@@ -45,7 +45,7 @@ from benchmark.registry.spec import EvalConfig, Resources, TrainConfig
 from benchmark.registry.yamlio import check_keys, field_path, load_yaml, require
 
 CATALOGUE_KEYS = ("models", "datasets", "tables")  # the suite's own catalogue entries
-TOP_KEYS = {"name", "version", "description", "defaults", "grid", "overrides", "exclude", "allow_contaminated_train",
+TOP_KEYS = {"name", "version", "description", "defaults", "grid", "overrides", "exclude", "allow_contaminated_train", "ledger",
             "embedded", *CATALOGUE_KEYS}
 SECTIONS = {"train": TrainConfig, "eval": EvalConfig, "resources": Resources}
 SCALAR_KEYS = {"model", "method", "method_args", "train_data", "eval_data", "dtype", "dev_data", "adapt"}
@@ -71,6 +71,9 @@ class Suite:
     overrides: list = field(default_factory=list)  # [(when: dict, set: dict)]
     exclude: list = field(default_factory=list)  # [when-style dict]
     allow_contaminated_train: bool = False
+    # A quirk ledger (registry/quirks.py): after `run`, its faithful trials are rescored once per extraction quirk
+    # flipped (rescore.py --ledger), so the report's quirk page has every quirk without more training.
+    ledger: bool = False
     # `--embedded` rehearsal budget: `set` (settings applied after the caps) and `grid` (smaller axis values)
     embedded: dict = field(default_factory=dict)
     catalogue: dict = field(default_factory=dict)  # its models: / datasets: / tables: sections, as written
@@ -192,9 +195,13 @@ def parse_suite(file: Path) -> Suite:
     allow = raw.get("allow_contaminated_train", False)
     if not isinstance(allow, bool):
         raise UserError(f"{file}: allow_contaminated_train: got {allow!r}; allowed: true or false")
+    ledger = raw.get("ledger", False)
+    if not isinstance(ledger, bool):
+        raise UserError(f"{file}: ledger: got {ledger!r}; allowed: true or false")
     embedded = _parse_embedded(raw.get("embedded", {}) or {}, grid, file)
     return Suite(name=name, version=str(version), description=description, file=file, defaults=defaults,
-                 grid=grid, overrides=overrides, exclude=exclude, allow_contaminated_train=allow, embedded=embedded,
+                 grid=grid, overrides=overrides, exclude=exclude, allow_contaminated_train=allow, ledger=ledger,
+                 embedded=embedded,
                  catalogue={key: raw[key] for key in CATALOGUE_KEYS if key in raw})
 
 

@@ -66,6 +66,30 @@ def _decoding(rows: pd.DataFrame) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
+def _decode_speeds(m: dict) -> str:
+    """The three speeds and the overhead they make (base / adapted, base / merged); "-" where not measured."""
+    speeds = [m.get(k) for k in ("base_decode_tokens_per_s", "decode_tokens_per_s", "merged_decode_tokens_per_s")]
+    if all(is_null(v) for v in speeds):
+        return "not measured"
+    text = " / ".join("-" if is_null(v) else f"{float(v):.1f}" for v in speeds)
+    base, *others = speeds
+    ratios = [f"{float(base) / float(v):.2f}x" for v in others if not is_null(base) and not is_null(v) and float(v) > 0]
+    return f"{text} (overhead {' / '.join(ratios)})" if ratios else text
+
+
+def _forgetting_corpus(trial: Trial) -> str:
+    corpus = (trial.spec.get("eval") or {}).get("forgetting") if isinstance(trial.spec, dict) else None
+    return corpus or "a general-text corpus"
+
+
+def _forgetting(m: dict) -> str:
+    base, adapted = m.get("forgetting_base_loss"), m.get("forgetting_loss")
+    if is_null(base) and is_null(adapted):
+        return "not measured"
+    text = f"{_num(base, '.4f')} / {_num(adapted, '.4f')}"
+    return text if is_null(base) or is_null(adapted) else f"{text} (change {float(adapted) - float(base):+.4f})"
+
+
 def trial_page(trial: Trial, rows: pd.DataFrame, store: Store) -> dict:
     """The template context of one trial's page."""
     m = trial.meta
@@ -91,6 +115,9 @@ def trial_page(trial: Trial, rows: pd.DataFrame, store: Store) -> dict:
         ("Memory in evaluation (peak / p99)",
          f"{_bytes(m.get('eval_peak_memory_bytes'))} / {_bytes(m.get('eval_p99_memory_bytes'))}"),
         ("Tokens seen in training", _num(m.get("train_tokens"), ",.0f")),
+        # Schema 6 (older results, and trials not evaluated by generation, have none): inference overhead, forgetting.
+        ("Decode tokens/s (base / adapted / merged)", _decode_speeds(m)),
+        (f"Forgetting: loss on {_forgetting_corpus(trial)} (base / adapted)", _forgetting(m)),
         ("Started / finished", f"{_cell_text(m.get('started_at')) or '?'} / {_cell_text(m.get('finished_at')) or '?'}"),
         ("Git commit", f"{_cell_text(m.get('git_sha')) or 'unknown'}{' (dirty)' if m.get('git_dirty') is True else ''}"),
     ]

@@ -5,6 +5,8 @@
                                NN-<table>-pareto.csv: the Pareto figure's data; NN-<table>-cost.csv: the cost
                                table's, each run row's mean cost as stored)
     trials/<trial_id>.html     one page per trial (drill-down)
+    quirks-<protocol>.html     the quirk ledger of a study, when the results hold quirk variants (quirks.py);
+    quirks.csv                 its numbers, one row per quirk and dataset
 
 The pages are self-contained (inline CSS, local PNGs, no script, no CDN), so the folder can be opened
 from a file share or a CI artifact. Jinja2 autoescaping is on: dataset names, outputs, errors, labels
@@ -26,6 +28,8 @@ from benchmark.report.exports import ORIENTATION_HEADING, orientation_frame, tab
 from benchmark.report.pareto import pareto_frame
 from benchmark.report.plots import write_figures
 from benchmark.report.published import with_published
+from benchmark.report.quirks import CSV as QUIRKS_CSV
+from benchmark.report.quirks import NOT_MEASURED, quirks_frame, studies
 from benchmark.report.summary import failed_trials, run_summary, suite_lines
 from benchmark.report.tables import build_tables
 from benchmark.report.trials import Trial, collect_trials
@@ -60,7 +64,7 @@ def _interval_fn(store: Store):
 
 def _clear(out: Path) -> None:
     """Remove what an earlier build wrote (pages, figures, exports), so nothing stale is linked or found."""
-    for pattern in ("[0-9][0-9]-*", "trials/*.html"):
+    for pattern in ("[0-9][0-9]-*", "trials/*.html", "quirks-*.html", QUIRKS_CSV):
         for path in out.glob(pattern):
             path.unlink()
 
@@ -88,6 +92,18 @@ def _write_table(env: Environment, table, i: int, out: Path) -> dict:
     return section
 
 
+def _write_quirks(env: Environment, store: Store, trials: list[Trial], suites: list[str], out: Path) -> list:
+    """The quirk ledger's pages and CSV; nothing when no quirk variant or rescore record is stored."""
+    found = studies(store, trials, store.read_evals(suites))
+    if found:
+        quirks_frame(found).to_csv(out / QUIRKS_CSV, index=False)
+    for study in found:
+        page = env.get_template("quirks.html.j2").render(title=study.title, study=study, csv=QUIRKS_CSV,
+                                                         not_measured=NOT_MEASURED)
+        (out / study.page).write_text(page, encoding="utf-8")
+    return found
+
+
 def build(suites: list[str], results_root, out_dir, title: str | None = None) -> Path:
     out = Path(out_dir)
     (out / "trials").mkdir(parents=True, exist_ok=True)
@@ -102,11 +118,12 @@ def build(suites: list[str], results_root, out_dir, title: str | None = None) ->
         context = trial_page(trial, frame[frame["trial_id"] == trial.trial_id], store)
         page = env.get_template("trial.html.j2").render(title=f"trial {trial.trial_id}", **context)
         (out / trial_file(trial.trial_id)).write_text(page, encoding="utf-8")
+    ledger = _write_quirks(env, store, trials, list(suites), out)
     html = env.get_template("index.html.j2").render(
         title=title or "peft-bench report: " + ", ".join(suites),
         generated=datetime.now(UTC).isoformat(timespec="seconds"), suites=suite_lines(list(suites), trials),
         summary=run_summary(list(suites), trials), failed=failed_trials(trials), sections=sections,
-        spread=SEED_SPREAD_POINTS)
+        spread=SEED_SPREAD_POINTS, quirk_studies=ledger, quirks_csv=QUIRKS_CSV)
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")
     return index

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from benchmark.registry import catalogue
+from benchmark.registry.quirks import label as quirk_label
+from benchmark.registry.quirks import parse_switches
 
 # Spelling of the masked-LM adaptation stages in labels ("full + DAPT+TAPT"), and the published
 # method names the DAPT paper gives the same pipelines (suites/baselines/pt_unipelt.yaml).
@@ -142,6 +144,18 @@ def _own_training_split(train_data: str, eval_data: list[str]) -> bool:
                for name in eval_data)
 
 
+def _protocol_label(protocol, spec: dict):
+    """The protocol with the trial's quirk switches ("llm-adapters.dropout_at_eval-on"): a quirk variant is a row of
+    its own, never a seed of the faithful trial's row. A switch this version does not know: the stored protocol."""
+    switches = (spec.get("eval") or {}).get("quirks")
+    if not switches or is_null(protocol):
+        return protocol
+    try:
+        return quirk_label(str(protocol), parse_switches(switches))
+    except (KeyError, ValueError):
+        return protocol
+
+
 def collect_trials(frame: pd.DataFrame) -> list[Trial]:
     trials = []
     caps: dict[str, int | None] = {}  # trial_id -> train.max_train_examples
@@ -165,7 +179,7 @@ def collect_trials(frame: pd.DataFrame) -> list[Trial]:
         if own_task:  # how much of it is held out as dev is the task's protocol (RTE: 500), not a row of its own
             train.pop("val_set_size", None)
         own = TASK_OWN_DATA if own_task else first["train_data"]
-        shared = {"train_data": own, "protocol": first["protocol"], **train}
+        shared = {"train_data": own, "protocol": _protocol_label(first["protocol"], spec), **train}
         shared = {k: None if is_null(v) else v for k, v in shared.items()}
         ok = first["status"] == "ok"
         scored = rows[rows["metric"].notna() & rows["value"].notna()] if ok else rows.iloc[0:0]

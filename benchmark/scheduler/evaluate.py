@@ -45,9 +45,12 @@ def check_protocol(protocol: str | None) -> None:
 
 def evaluate_suite(suite: str, filters: list[str], embedded: bool, results: str, data_root: str,
                    protocol: str | None = None, eval_data: list[str] | None = None,
-                   say: Callable[[str], None] = print) -> EvalSummary:
+                   say: Callable[[str], None] = print, switches: dict[str, bool] | None = None) -> EvalSummary:
+    """`switches`: quirks switched on top of each trial's (extraction and generation ones act; what trained the
+    adapter cannot change). Records are keyed by the label of what produced them (registry/quirks.replay)."""
     from benchmark import methods
     from benchmark.planner import plan, resolve
+    from benchmark.registry.quirks import label, replay
     from benchmark.scheduler.core import absolute_root
     from benchmark.store import Store
     from benchmark.store.fs import locate
@@ -64,9 +67,11 @@ def evaluate_suite(suite: str, filters: list[str], embedded: bool, results: str,
         if spec.trial_id not in ok[spec.suite]:
             summary.not_run += 1
             continue
-        used = protocol or spec.eval.protocol
+        redone = replay(spec.eval.protocol, spec.eval.quirks, protocol or spec.eval.protocol,
+                        {**spec.eval.quirks, **(switches or {})}, ("extraction", "generation"))
+        used = label(spec.eval.protocol, redone)
         names = tuple(eval_data) if eval_data else spec.eval_data
-        wanted = dataclasses.replace(spec, eval_data=names, eval=dataclasses.replace(spec.eval, protocol=used))
+        wanted = dataclasses.replace(spec, eval_data=names, eval=dataclasses.replace(spec.eval, quirks=redone))
         eval_trial = resolve(wanted, f"--eval-data (trial {spec.trial_id} of suite {spec.suite})")
         todo = tuple(e for e in eval_trial.eval_data
                      if not store.eval_stored(spec.suite, spec.trial_id, SOURCE, used, e.name))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 5  # 2: `split` (dev | test; null in version-1 files means test); 3: `adapter_bytes`, `source`;
+SCHEMA_VERSION = 6  # 2: `split` (dev | test; null in version-1 files means test); 3: `adapter_bytes`, `source`;
 # 4: `co_train_group`; 5: `train_tokens`, `train_peak_memory_bytes`, `train_p99_memory_bytes`, `eval_peak_memory_bytes`,
-# `eval_p99_memory_bytes`
+# `eval_p99_memory_bytes`; 6: `base_decode_tokens_per_s`, `decode_tokens_per_s`, `merged_decode_tokens_per_s`,
+# `forgetting_base_loss`, `forgetting_loss`
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -69,6 +70,14 @@ TRIAL_SCHEMA = pa.schema([
     pa.field("train_p99_memory_bytes", pa.int64()),
     pa.field("eval_peak_memory_bytes", pa.int64()),
     pa.field("eval_p99_memory_bytes", pa.int64()),
+    # Inference overhead (trials evaluated by generation): greedy decode tokens/s on the same prompts of the base
+    # model, the adapted one and the merged one (null: the method cannot merge its weights into the base).
+    pa.field("base_decode_tokens_per_s", pa.float64()),
+    pa.field("decode_tokens_per_s", pa.float64()),
+    pa.field("merged_decode_tokens_per_s", pa.float64()),
+    # Forgetting (eval.forgetting, the corpus named in the spec): mean token loss of the base and the adapted model.
+    pa.field("forgetting_base_loss", pa.float64()),
+    pa.field("forgetting_loss", pa.float64()),
 ], metadata={"peft_bench.schema_version": str(SCHEMA_VERSION)})
 
 # Columns without which a Parquet file is not one of ours (the reader skips it with a warning).

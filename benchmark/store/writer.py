@@ -131,7 +131,10 @@ def trial_rows(result: TrialResult) -> list[dict]:
         "adapter_bytes": result.adapter_bytes,
         "co_train_group": result.co_train_group,
         **{name: getattr(result, name) for name in ("train_tokens", "train_peak_memory_bytes", "train_p99_memory_bytes",
-                                                    "eval_peak_memory_bytes", "eval_p99_memory_bytes")},
+                                                    "eval_peak_memory_bytes", "eval_p99_memory_bytes",
+                                                    "base_decode_tokens_per_s", "decode_tokens_per_s",
+                                                    "merged_decode_tokens_per_s", "forgetting_base_loss",
+                                                    "forgetting_loss")},
         "source": None,
     }
     if not result.metrics:

@@ -17,7 +17,9 @@ class GenerationTask:
     def features(self, tokenizer, examples, spec, head) -> list[dict]:
         from benchmark.data.prompts import tokenize_for_training
 
-        return [tokenize_for_training(tokenizer, ex, spec.train.cutoff_len, spec.train.train_on_inputs) for ex in examples]
+        eos_when_truncated = not spec.eval.quirk_on("no_eos_when_truncated")
+        return [tokenize_for_training(tokenizer, ex, spec.train.cutoff_len, spec.trains_on_inputs, eos_when_truncated)
+                for ex in examples]
 
     def evaluate(self, model, tokenizer, entry, examples, spec, head):
         """([accuracy], predictions, decoding settings)."""
@@ -27,7 +29,7 @@ class GenerationTask:
         cfg = self._eval_config(model, tokenizer, entry, examples, spec)
         # a method that changes the inputs a model decodes from (prefix, prompt tuning) says how to build them
         metric, predictions, decoding = evaluate(model, tokenizer, entry, examples, cfg,
-                                                 decode_hook=methods.get(spec.method).decode_hook)
+                                                 decode_hook=methods.get(spec.method).decode_hook, seed=spec.train.seed)
         return [metric], predictions, decoding
 
     @staticmethod

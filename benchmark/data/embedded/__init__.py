@@ -1,7 +1,7 @@
 """Embedded tasks: small synthetic datasets in the real formats and on-disk layouts.
 
 `write_all(dir)` writes every file (LLM-Adapters JSON, GLUE/DAPT jsonl, SQuAD v1.1 JSON and its HF
-mirror, the domain corpora as one-document-a-line text) so the real loaders read them unchanged;
+mirror, the domain and general-text corpora as one-document-a-line text) so the real loaders read them unchanged;
 `ensure(dir)` does so once per GENERATOR_VERSION, atomically; `corpus()` yields their text for the
 embedded tokenizer; `pretraining_documents()` (causal) and `encoder_pretraining_documents()` (masked
 LM) are the zoo's pretraining text, disjoint from every evaluation item. Everything is seeded per task
@@ -36,6 +36,7 @@ def generate_all() -> dict[str, object]:
     for module in (math_tasks, commonsense_tasks, glue_tasks, dapt_tasks, squad_tasks):
         files.update(module.generate())
     files.update(corpora.domain_corpora(files))
+    files.update(corpora.general_corpus(files))
     return dict(sorted(files.items()))
 
 

@@ -1,17 +1,22 @@
 """Unlabelled text: the four DAPT domain corpora (corpora/<domain>.txt, one document a line, the
-`text` format) and the documents the zoo's tiny encoders are masked-LM pretrained on.
+`text` format), a general-text corpus (corpora/general.txt) and the documents the zoo's tiny encoders
+are masked-LM pretrained on.
 
-Both are fresh draws from the task generators, never a text of any embedded dev, validation or test
-item: a domain-adapted model must not have read the items it is scored on (TAPT reads a task's own
-training text, which the lead's stage takes from the `<task>-train` entry).
+The domain corpora and the encoder documents are fresh draws from the task generators, never a text of
+any embedded dev, validation or test item: a domain-adapted model must not have read the items it is
+scored on (TAPT reads a task's own training text, which the lead's stage takes from the `<task>-train`
+entry). The general text is everyday prose built from the lexicon, no task's format and no document equal
+to any task text: the held-out text on which forgetting (a causal LM's loss before and after
+fine-tuning, `eval.forgetting`) is measured, standing in for WikiText.
 """
 
 from __future__ import annotations
 
-from benchmark.data.embedded import dapt_tasks, glue_tasks, squad_tasks
+from benchmark.data.embedded import dapt_tasks, glue_tasks, lexicon, squad_tasks
 from benchmark.data.embedded.common import draw_unique, rng_for
 
 DOCS_PER_DOMAIN = 3000
+GENERAL_DOCS = 400  # forgetting reads the first 64; the rest leaves room for a larger sample
 # encoder pretraining: fresh rows per GLUE task, per DAPT task, and SQuAD paragraphs (about 3,300 documents)
 PRETRAIN_PER_GLUE, PRETRAIN_PER_DAPT, PRETRAIN_SQUAD = 250, 120, 200
 
@@ -62,3 +67,44 @@ def encoder_documents(files: dict) -> list[str]:
     docs += squad_tasks.fresh_contexts(PRETRAIN_SQUAD, contexts, "encoder-pretrain")
     rng_for("encoder-pretrain-order").shuffle(docs)
     return docs
+
+
+def _general_sentence(rng) -> str:
+    """One sentence of everyday prose about the lexicon's people, places, things and feelings."""
+    name, job, city = rng.choice(lexicon.NAMES), rng.choice(lexicon.JOBS), rng.choice(lexicon.CITIES)
+    category = rng.choice(sorted(lexicon.CATEGORIES))
+    noun = rng.choice(lexicon.CATEGORIES[category][1])
+    feeling, remedy = rng.choice(lexicon.FEELINGS)
+    goal, tool = rng.choice(lexicon.TOOL_USES)
+    day, place, color = rng.choice(lexicon.DAYS), rng.choice(lexicon.PLACES), rng.choice(lexicon.COLORS)
+    templates = (
+        f"{name} works as {lexicon.article(job)} {job} in {city}.",
+        f"On {day.capitalize()} {name} walked to the {place} and met an old friend.",
+        f"The {rng.choice(lexicon.ADJECTIVES)} {noun} {rng.choice(lexicon.CATEGORY_ACTIONS[category])}",
+        f"{name} felt {feeling}, so the first thing to do was {remedy}.",
+        f"{name} used the {tool} to {goal} before dinner.",
+        f"There was {lexicon.article(color)} {color} {noun} near the {place} all morning.",
+        f"Many people in {city} like to spend {day.capitalize()} at the {place}.",
+    )
+    return rng.choice(templates)
+
+
+def _task_texts(files: dict) -> set[str]:
+    """Every string field of every generated task row (the texts a held-out document must not repeat)."""
+    texts = set()
+    for content in files.values():
+        if isinstance(content, list):
+            for row in content:
+                texts.update(v for v in (row.values() if isinstance(row, dict) else [row]) if isinstance(v, str))
+    return texts
+
+
+def general_corpus(files: dict) -> dict[str, list[str]]:
+    """corpora/general.txt -> GENERAL_DOCS documents of 3-5 sentences; none equal to a text of any task file."""
+    rng = rng_for("corpus:general")
+
+    def document(_: int) -> dict:
+        return {"text": " ".join(_general_sentence(rng) for _ in range(rng.randint(3, 5)))}
+
+    docs = draw_unique(document, GENERAL_DOCS, _task_texts(files), key="text")
+    return {"corpora/general.txt": [d["text"] for d in docs]}
