@@ -142,11 +142,8 @@ def build_spec(suite: Suite, cfg: dict, cell: dict, cat: Catalogue) -> TrialSpec
             sections[name] = cls(**values)
         except ValueError as exc:
             raise UserError(f"{here}: {exc}") from None
-    forgetting = sections["eval"].forgetting
+    forgetting = sections["eval"].forgetting  # recorded with the trial's entries; its kind: planner.py checks it
     forgetting_entry = checked("eval.forgetting", cat.dataset, forgetting) if forgetting else None
-    if forgetting_entry is not None and forgetting_entry.task_family != "corpus":
-        raise UserError(f"{here}: eval.forgetting: {forgetting!r} is a {forgetting_entry.task_family} dataset; "
-                        "allowed: a dataset of task_family corpus (unlabelled text)")
     dtype = cfg.get("dtype", model.dtype)
     if dtype not in catalogue.DTYPES:
         raise UserError(f"{here}: dtype: got {dtype!r}; allowed: {', '.join(catalogue.DTYPES)}")

@@ -20,6 +20,7 @@ numbers the tables would show with the quirk on and off (the stored scores of bo
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import statistics
@@ -207,8 +208,9 @@ def _pair(quirk: str, protocol: str, faithful: Trial, base: _Side, other: _Side,
 
 
 def _trial_side(store, trial: Trial) -> _Side:
-    return _Side(trial.trial_id, lambda d: store.read_predictions(trial.suite, trial.trial_id, d), trial.values,
-                 list(trial.eval_data))
+    # cached: a faithful trial is paired with every variant and rescore record of it, and read once per dataset
+    read = functools.cache(lambda d: store.read_predictions(trial.suite, trial.trial_id, d))
+    return _Side(trial.trial_id, read, trial.values, list(trial.eval_data))
 
 
 def _rescore_sides(store, evals: pd.DataFrame) -> dict[str, list[tuple[str, dict[str, bool], _Side]]]:
@@ -240,9 +242,10 @@ def measure(store, trials: list[Trial], evals: pd.DataFrame) -> list[Pair]:
         if _switches(trial) == {} and _protocol(trial) is not None:
             faithful.setdefault(_spec_key(trial.spec), trial)
     pairs: list[Pair] = []
+    sides = {trial.trial_id: _trial_side(store, trial) for trial in faithful.values()}
 
     def add(quirk: str, base: Trial, other: _Side, protocol: str):
-        base_side = _trial_side(store, base)
+        base_side = sides[base.trial_id]
         for dataset in [d for d in base.eval_data if d in other.datasets]:
             pair = _pair(quirk, protocol, base, base_side, other, dataset)
             if pair is not None:

@@ -154,16 +154,30 @@ def _write_local(table: pa.Table, path: str, parent: str, tmp: str, options: dic
     # of the cost of pyarrow's filesystem calls for a file of a few kB, which is what a trial writes.
     buffer = pa.BufferOutputStream()
     pq.write_table(table, buffer, **options)
-    data = buffer.getvalue()
+    return _replace_local(buffer.getvalue(), path, parent, tmp)
+
+
+def write_bytes_atomic(loc: Location, data: bytes, path: str) -> str:
+    """`data` at `path`, atomically, as write_atomic does for Parquet: a reader sees the whole file or none."""
+    if not loc.local:
+        return upload_atomic(loc, path, lambda out: out.write(data))
+    return _replace_local(data, path, path.rsplit("/", 1)[0], temp_name(path))
+
+
+def _replace_local(data, path: str, parent: str, tmp: str) -> str:
+    """A temporary file written whole, then renamed over `path`; the temporary is removed on any failure."""
     if parent not in _made_dirs:
         os.makedirs(parent, exist_ok=True)
         _made_dirs.add(parent)
     try:
-        try:
-            handle = open(tmp, "wb")
-        except FileNotFoundError:  # the folder was removed since this process made it
-            os.makedirs(parent, exist_ok=True)
-            handle = open(tmp, "wb")
+        for attempt in range(3):
+            try:
+                handle = open(tmp, "wb")
+                break
+            except FileNotFoundError:  # the folder was removed since it was made (a lease release empties one)
+                if attempt == 2:
+                    raise
+                os.makedirs(parent, exist_ok=True)
         with handle:
             handle.write(data)
         os.replace(tmp, path)

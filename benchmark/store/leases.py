@@ -225,29 +225,9 @@ class Leases:
 
 
 def _publish(loc: sfs.Location, data: bytes, path: str) -> str:
-    """Write `data` at `path` atomically, as fs.write_atomic does for Parquet: a reader sees the whole file or none."""
-    if not loc.local:
-        return sfs.upload_atomic(loc, path, lambda out: out.write(data))
-    tmp = sfs.temp_name(path)
-    try:
-        for attempt in range(3):  # a releasing claimant removes the trial's folder once it is empty (_delete)
-            os.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-            try:
-                handle = open(tmp, "wb")
-                break
-            except FileNotFoundError:
-                if attempt == 2:
-                    raise
-        with handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass  # never written, or already gone
-        raise
-    return path
+    """Write `data` at `path` atomically (a claimant reads a whole lease or none); a releasing claimant may remove
+    the trial's folder meanwhile (_delete), which fs.write_bytes_atomic makes again."""
+    return sfs.write_bytes_atomic(loc, data, path)
 
 
 def _rank(claim: Claim) -> tuple[float, str]:
